@@ -1,0 +1,1 @@
+"""Contract checks, pytest plugin and client checks for the Wan T2I provider APIs."""

@@ -1,0 +1,1 @@
+"""pytest plugin for wanmock (fixtures arrive with the contracts work)."""

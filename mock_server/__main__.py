@@ -1,0 +1,7 @@
+"""``python -m mock_server`` is ``wanmock``."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main(sys.argv[1:] or ["serve"]))

@@ -1,0 +1,109 @@
+"""``wanmock``: the command line. A thin layer over :class:`Config` and :func:`create_app`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from .config import Config
+from .errors import ConfigError
+
+__all__ = ["main"]
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number 0..65535, got {text!r}")
+    return int(text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="wanmock",
+        description="Fake TheRouter and RunComfy Wan 2.2 T2I Flash APIs, for offline tests.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    serve = commands.add_parser("serve", help="serve the fake of both providers")
+    serve.add_argument("--host", help="interface to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=_port, help="port (default 8000; 0 picks a free one)")
+    serve.add_argument("--time-scale", type=_positive, metavar="X",
+                       help="simulated seconds per real second (1000: a 60 s job takes 60 ms)")
+    serve.add_argument("--fake-clock", action="store_true",
+                       help="time moves only via POST /__admin/clock/advance")
+    serve.add_argument("--seed", type=int, help="seed for every random draw (reproducible runs)")
+    serve.add_argument("--config", metavar="FILE", help="TOML configuration file")
+    serve.add_argument("--api-key", action="append", metavar="KEY", dest="api_keys",
+                       help="accept only this bearer key (repeatable; default: any non-empty key)")
+    serve.add_argument("--admin-token", metavar="TOKEN",
+                       help="require this bearer token on /__admin (default: loopback only)")
+    serve.add_argument("--log-level", default="warning",
+                       choices=["critical", "error", "warning", "info", "debug"])
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    """The config file (if any) with the flags that were given laid over it."""
+    config = Config.from_toml(args.config) if args.config else Config()
+    server: dict[str, Any] = {}
+    for flag in ("host", "port", "time_scale", "seed", "admin_token"):
+        value = getattr(args, flag)
+        if value is not None:
+            server[flag] = value
+    if args.fake_clock:
+        server["fake_clock"] = True
+    if args.api_keys:
+        server["api_keys"] = list(args.api_keys)
+    return config.replace(server=server) if server else config
+
+
+def serve(config: Config, log_level: str) -> None:
+    import socket
+
+    import uvicorn
+
+    from .web.app import create_app
+
+    app = create_app(config)
+    rt = app.state.wanmock
+    host, port = config.server.host, config.server.port
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        raise ConfigError(f"--host/--port: cannot listen on {host}:{port}: {exc.strerror}") from None
+    port = sock.getsockname()[1]
+    base = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
+    clock = "fake (advance via POST /__admin/clock/advance)" if config.server.fake_clock else (
+        f"real x{config.server.time_scale:g}")
+    print(f"wanmock serving on {base}  (seed {rt.seed}, clock {clock})")
+    print(f"  TheRouter base URL: {base}    e.g. POST {base}/v1/images/generations?async=true")
+    print(f"  RunComfy  base URL: {base}    e.g. POST {base}/v1/models/"
+          "wan-ai/wan-2-2/flash/text-to-image")
+    print(f"  OpenAPI: {base}/openapi.json   admin: {base}/__admin/health")
+    sys.stdout.flush()
+    uvicorn.Server(uvicorn.Config(app, log_level=log_level, lifespan="off")).run(sockets=[sock])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        config = config_from_args(args)
+        if args.command == "serve":
+            serve(config, args.log_level)
+    except ConfigError as exc:
+        parser.exit(2, f"wanmock: error: {exc}\n")
+    return 0

@@ -1,0 +1,287 @@
+"""Typed, frozen configuration, built at the edge.
+
+Only :meth:`Config.from_toml`, :meth:`Config.from_mapping` and :meth:`Config.from_env` read
+files, mappings or ``os.environ``; the core receives finished objects. Every unknown key or
+bad value raises :class:`~mock_server.errors.ConfigError` naming the key and the valid choices.
+
+>>> Config().therouter.sync_deadline
+100.0
+>>> Config.from_mapping({"lifecycle": {"run_time": "fixed(60)"}}).lifecycle.run_time
+Fixed(value=60.0)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .distributions import Distribution, Fixed, Uniform, parse_distribution
+from .errors import ConfigError
+from .vocab import parse_enum, suggest
+
+__all__ = [
+    "Config",
+    "LifecycleConfig",
+    "QueueScope",
+    "RunComfyConfig",
+    "ServerConfig",
+    "TheRouterConfig",
+]
+
+DAY = 86_400.0
+
+
+class QueueScope(enum.StrEnum):
+    """Who shares a FIFO queue and its concurrency slots."""
+
+    ACCOUNT = "account"  #: one queue per (provider, API key), like a per-account concurrency cap
+    PROVIDER = "provider"  #: one queue per provider shared by every key
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LifecycleConfig:
+    """How jobs move through the queue and how they end."""
+
+    #: Time a job runs once it has a slot. The providers document 30–180 s [TheRouter S-TR1].
+    run_time: Distribution = Uniform(30.0, 180.0)
+    #: Wait before a job may take a slot (upstream scheduling), on top of slot contention.
+    #: INFERRED: every documented submit answer says "queued", so jobs start queued briefly.
+    queue_delay: Distribution = Uniform(1.0, 3.0)
+    #: Concurrent slots per queue. DashScope documents 2 concurrent tasks for Wan (INFERRED here).
+    concurrency: int = 2
+    queue_scope: QueueScope = QueueScope.ACCOUNT
+    #: Probability that a job fails instead of succeeding (the kind is drawn from failure_kinds).
+    failure_rate: float = 0.0
+    #: Expired jobs stay answerable as "expired" for this long, then are evicted (404).
+    evict_after: float = DAY
+    #: Hard cap on retained jobs; the oldest are evicted first when it is exceeded.
+    max_jobs: int = 2_000_000
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1:
+            raise ConfigError(f"lifecycle.concurrency must be >= 1, got {self.concurrency}")
+        if not 0.0 <= self.failure_rate <= 1.0:
+            raise ConfigError(f"lifecycle.failure_rate must be in [0, 1], got {self.failure_rate}")
+        if self.evict_after < 0 or self.max_jobs < 1:
+            raise ConfigError("lifecycle.evict_after must be >= 0 and lifecycle.max_jobs >= 1")
+
+
+class SizeSyntax(enum.StrEnum):
+    """Which ``size`` spellings TheRouter's fake accepts."""
+
+    X = "x"  #: OpenAI style "1024x1024", as in TheRouter's guide (default)
+    X_OR_STAR = "x-or-star"  #: also DashScope's "1024*1024"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TheRouterConfig:
+    """Choices where TheRouter's docs are silent or disagree (see README, "Assumptions")."""
+
+    #: ``expires_at - created_at``: 604800 s = 7 days, from the documented example.
+    retention: float = 7 * DAY
+    #: The edge deadline for synchronous (no ``async=true``) requests.
+    sync_deadline: float = 100.0
+    size_syntax: SizeSyntax = SizeSyntax.X
+    #: Whether ``in_progress`` jobs may be cancelled (undocumented; upstream allows queued only).
+    cancel_running: bool = False
+    #: Reject body fields that the model page does not list (``quality``, ``negative_prompt``...).
+    reject_unknown_fields: bool = True
+
+
+class NotReadyStyle(enum.StrEnum):
+    """What RunComfy's ``/result`` answers before completion."""
+
+    STATE = "state"  #: 200 with the current status (documented)
+    ERROR_400005 = "error-400005"  #: HTTP 400 ``error_code 400005`` (RunComfy's own test mock)
+
+
+class FailedStatusWord(enum.StrEnum):
+    """What RunComfy's ``/status`` says for a failed job."""
+
+    FAILED = "failed"  #: RunComfy's mock, CLI and MCP client all treat "failed" as terminal
+    COMPLETED = "completed"  #: only the documented words; ``/result`` then says "failed"
+
+
+class AuthErrorStyle(enum.StrEnum):
+    """How RunComfy answers a bad key."""
+
+    CODE_400004 = "400004"  #: Model API doc: HTTP 400, UserAccountError
+    CODE_401001 = "401001"  #: Serverless doc: HTTP 401, Unauthorized
+
+
+class OutputField(enum.StrEnum):
+    """Where RunComfy puts the image URL in ``output``."""
+
+    IMAGE = "image"  #: ``output.image`` (documented generic result example)
+    IMAGES = "images"  #: ``output.images`` (RunComfy's own mock)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunComfyConfig:
+    """Choices where RunComfy's docs are silent or disagree (see README, "Assumptions")."""
+
+    #: Result retention: undocumented. INFERRED from the upstream (DashScope) task validity.
+    retention: float = DAY
+    submit_status: int = 200
+    result_before_done: NotReadyStyle = NotReadyStyle.STATE
+    failed_status_word: FailedStatusWord = FailedStatusWord.FAILED
+    auth_error: AuthErrorStyle = AuthErrorStyle.CODE_400004
+    output_field: OutputField = OutputField.IMAGE
+    #: Reject body fields that the input schema does not define.
+    reject_unknown_fields: bool = True
+
+    def __post_init__(self) -> None:
+        if self.submit_status not in (200, 202):
+            raise ConfigError(
+                f"runcomfy.submit_status must be 200 (docs) or 202 (RunComfy's mock), "
+                f"got {self.submit_status}"
+            )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServerConfig:
+    """Process-level settings: where to listen, which clock, which keys."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    #: Simulated seconds per real second for the real clock.
+    time_scale: float = 1.0
+    #: ``fake``: time moves only through the admin API (``POST /__admin/clock/advance``).
+    fake_clock: bool = False
+    #: Seed for every random draw; ``None`` draws one at start-up (printed by the CLI).
+    seed: int | None = None
+    #: Accepted bearer keys; empty means any non-empty key is accepted.
+    api_keys: frozenset[str] = frozenset()
+    #: Bearer token for ``/__admin``; ``None`` means loopback clients only.
+    admin_token: str | None = None
+    max_body_bytes: int = 1 << 20
+    #: Base URL written into polling/result/image URLs; ``None`` uses the request's own host.
+    public_base_url: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.time_scale > 0:
+            raise ConfigError(f"server.time_scale must be > 0, got {self.time_scale}")
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"server.port must be in 0..65535, got {self.port}")
+        if self.max_body_bytes < 1024:
+            raise ConfigError(f"server.max_body_bytes must be >= 1024, got {self.max_body_bytes}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Config:
+    """The whole configuration of a wanmock server."""
+
+    server: ServerConfig = field(default_factory=ServerConfig)
+    lifecycle: LifecycleConfig = field(default_factory=LifecycleConfig)
+    therouter: TheRouterConfig = field(default_factory=TheRouterConfig)
+    runcomfy: RunComfyConfig = field(default_factory=RunComfyConfig)
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any], *, base: Config | None = None) -> Config:
+        """Build from a nested mapping (a parsed TOML document); ``base`` supplies the rest."""
+        return _build(cls, data, "", base or cls())
+
+    @classmethod
+    def from_toml(cls, path: str | Path, *, base: Config | None = None) -> Config:
+        """Read a TOML file with ``[server]``, ``[lifecycle]``, ``[therouter]``, ``[runcomfy]``."""
+        try:
+            with open(path, "rb") as handle:
+                data = tomllib.load(handle)
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+        return cls.from_mapping(data, base=base)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
+        """Read ``WANMOCK_CONFIG`` (a TOML path), ``WANMOCK_SEED`` and ``WANMOCK_TIME_SCALE``."""
+        env = os.environ if environ is None else environ
+        config = cls.from_toml(env["WANMOCK_CONFIG"]) if env.get("WANMOCK_CONFIG") else cls()
+        overrides: dict[str, Any] = {}
+        for var, key, convert in (
+            ("WANMOCK_SEED", "seed", int),
+            ("WANMOCK_TIME_SCALE", "time_scale", float),
+        ):
+            if env.get(var):
+                try:
+                    overrides[key] = convert(env[var])
+                except ValueError:
+                    raise ConfigError(f"{var}={env[var]!r} is not a {convert.__name__}") from None
+        return config.replace(server=overrides) if overrides else config
+
+    def replace(self, **sections: Mapping[str, Any]) -> Config:
+        """A copy with some keys of some sections changed, checked like a TOML file."""
+        return self.from_mapping(sections, base=self)
+
+
+def _build(cls: type[Any], data: Mapping[str, Any], prefix: str, base: Any) -> Any:
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a table, got {data!r}")
+    names = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    changes: dict[str, Any] = {}
+    for key, value in data.items():
+        key_name = key.replace("-", "_")
+        if key_name not in names:
+            where = prefix.rstrip(".") or "config"
+            raise ConfigError(f"{where}: unknown key {key!r}; {suggest(key_name, names)}")
+        hint = hints[key_name]
+        path = f"{prefix}{key_name}"
+        if dataclasses.is_dataclass(hint) and isinstance(hint, type):
+            changes[key_name] = _build(hint, value, path + ".", getattr(base, key_name))
+        else:
+            changes[key_name] = _convert(hint, value, path)
+    try:
+        return dataclasses.replace(base, **changes)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{prefix.rstrip('.')}: {exc}") from None
+
+
+def _convert(hint: Any, value: Any, path: str) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (types.UnionType, typing.Union) and type(None) in args:
+        if value is None:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _convert(inner, value, path)
+    if hint is Distribution:
+        return parse_distribution(value, name=path)
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return parse_enum(hint, value if isinstance(value, str) else str(value), name=path)
+    if origin is frozenset:
+        if isinstance(value, str):
+            value = [part for part in value.split(",") if part]
+        if not isinstance(value, list | tuple | set | frozenset) or not all(
+            isinstance(v, str) for v in value
+        ):
+            raise ConfigError(f"{path}: expected a list of strings, got {value!r}")
+        return frozenset(value)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{path}: expected true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{path}: expected an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{path}: expected a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{path}: expected a string, got {value!r}")
+        return value
+    raise ConfigError(f"{path}: unsupported setting type {hint!r}")  # pragma: no cover

@@ -1,0 +1,154 @@
+"""The pure core: a job's state is a function of its record and the time.
+
+A :class:`JobRecord` holds only timestamps and decisions made at submit time (when it will start,
+how long it runs, how it ends). :func:`state_at` derives the :class:`JobView` for any instant —
+no I/O, no background task, no ``async``: a million idle jobs cost only their memory.
+
+>>> req = JobRequest(model="m", prompt="a cat", width=1024, height=1024, n=1, seed=7)
+>>> job = JobRecord(id="j1", provider="p", owner="k", request=req, created_at=0.0,
+...                 start_at=10.0, end_at=70.0, expires_at=1000.0, evict_at=2000.0, seq=0)
+>>> [state_at(job, t).phase.value for t in (0, 10, 69.9, 70, 1000)]
+['queued', 'running', 'running', 'succeeded', 'expired']
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from .vocab import FailureKind, Phase
+
+__all__ = ["Failure", "JobRecord", "JobRequest", "JobView", "state_at"]
+
+NEVER = math.inf
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobRequest:
+    """What a client asked for, in provider-neutral terms (parsed and defaulted by a dialect)."""
+
+    model: str
+    prompt: str
+    width: int
+    height: int
+    n: int = 1
+    #: ``None`` until the engine draws one (the client sent no seed).
+    seed: int | None = None
+    negative_prompt: str = ""
+    prompt_extend: bool = False
+    #: The body as the client sent it (after defaults), kept so nothing submitted is lost.
+    raw: tuple[tuple[str, object], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """Why a job failed: a neutral kind, rendered by each dialect in its own words."""
+
+    kind: FailureKind
+    message: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobRecord:
+    """Everything decided about a job. Immutable: changes produce a new record."""
+
+    id: str
+    provider: str
+    #: Opaque owner token (a hash of the API key); a job is visible to its owner only.
+    owner: str
+    request: JobRequest
+    created_at: float
+    #: When the job takes a slot (``inf``: never, e.g. stuck in queue).
+    start_at: float
+    #: When it stops running, successfully or not (``inf``: never).
+    end_at: float
+    #: When it turns ``expired`` and its artifacts stop downloading.
+    expires_at: float
+    #: When the store may forget it entirely (then: not found).
+    evict_at: float
+    #: Submission order within its queue; used for ``queue_position``.
+    seq: int
+    #: Set when the job will fail at ``end_at`` instead of succeeding.
+    failure: Failure | None = None
+    cancelled_at: float | None = None
+    #: For a job stuck in the queue (never admitted to a slot): its frozen queue position.
+    stuck_position: int | None = None
+    #: Name of the scenario that shaped this job (for the journal and debugging).
+    scenario: str = ""
+    #: Free-form provider extras (e.g. TheRouter's sync flag); never interpreted by the core.
+    tags: frozenset[str] = field(default_factory=frozenset)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobView:
+    """A job as seen at one instant."""
+
+    record: JobRecord
+    phase: Phase
+    at: float
+    #: How many jobs are ahead in the queue (0 = next to start); only while queued.
+    queue_position: int | None = None
+
+    @property
+    def id(self) -> str:
+        return self.record.id
+
+    @property
+    def started_at(self) -> float | None:
+        """When it began running, if it has."""
+        start = self.record.start_at
+        return start if start <= self.at and self.phase is not Phase.QUEUED else None
+
+    @property
+    def finished_at(self) -> float | None:
+        """When it reached a terminal phase, if it has (expiry aside)."""
+        if self.phase is Phase.CANCELLED:
+            return self.record.cancelled_at
+        if self.phase in (Phase.SUCCEEDED, Phase.FAILED):
+            return self.record.end_at
+        if self.phase is Phase.EXPIRED:
+            return _end_before_expiry(self.record)
+        return None
+
+    @property
+    def outcome(self) -> Phase | None:
+        """The terminal phase the job reached before any expiry (``None`` if it never ended)."""
+        if self.phase is Phase.EXPIRED:
+            record = self.record
+            if record.cancelled_at is not None and record.cancelled_at < record.expires_at:
+                return Phase.CANCELLED
+            if record.end_at <= record.expires_at:
+                return Phase.FAILED if record.failure else Phase.SUCCEEDED
+            return None
+        return self.phase if self.phase.terminal else None
+
+    @property
+    def has_result(self) -> bool:
+        """True iff the job succeeded and its artifacts are still available."""
+        return self.phase is Phase.SUCCEEDED
+
+
+def state_at(job: JobRecord, now: float, *, queue_position: int | None = None) -> JobView:
+    """The job's view at ``now``; ``queue_position`` is supplied by the scheduler if queued."""
+    if now >= job.expires_at:
+        phase = Phase.EXPIRED
+    elif job.cancelled_at is not None and now >= job.cancelled_at:
+        phase = Phase.CANCELLED
+    elif now < job.start_at:
+        phase = Phase.QUEUED
+    elif now < job.end_at:
+        phase = Phase.RUNNING
+    else:
+        phase = Phase.FAILED if job.failure is not None else Phase.SUCCEEDED
+    return JobView(
+        record=job,
+        phase=phase,
+        at=now,
+        queue_position=queue_position if phase is Phase.QUEUED else None,
+    )
+
+
+def _end_before_expiry(job: JobRecord) -> float | None:
+    if job.cancelled_at is not None and job.cancelled_at < job.expires_at:
+        return job.cancelled_at
+    return job.end_at if job.end_at <= job.expires_at else None

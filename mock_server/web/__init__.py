@@ -1,0 +1,1 @@
+"""The HTTP layer: a thin translation between Starlette and the core."""

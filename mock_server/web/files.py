@@ -1,0 +1,39 @@
+"""``GET /files/{provider}/{job_id}/{index}.png``: the artifacts, behind pre-signed-style URLs.
+
+No bearer key is needed (like S3 pre-signed URLs and public CDN links); the signature and its
+expiry are checked first, and refusals are S3-shaped XML.
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ..images import ImageKey, s3_error_xml
+from ..vocab import Phase
+from .runtime import Runtime
+
+__all__ = ["download"]
+
+
+async def download(rt: Runtime, request: Request) -> Response:
+    """Serve one image of a succeeded job."""
+    params = request.path_params
+    path = request.url.path
+    refusal = rt.signer.check(path, dict(request.query_params), now=rt.clock.now())
+    if refusal is not None:
+        return _xml(403, *refusal)
+    record = rt.engine.store.get(params["job_id"])
+    index = int(params["index"])
+    if record is None or record.provider != params["provider"] or index >= record.request.n:
+        return _xml(404, "NoSuchKey", "The specified key does not exist.")
+    view = rt.engine.view(record, rt.clock.now())
+    if view.phase is not Phase.SUCCEEDED:
+        return _xml(404, "NoSuchKey", "The specified key does not exist.")
+    req = record.request
+    png = rt.renderer.render(ImageKey(req.seed or 0, req.prompt, req.width, req.height, index))
+    return Response(png, 200, {"cache-control": "private, max-age=604800"}, "image/png")
+
+
+def _xml(status: int, code: str, message: str) -> Response:
+    return Response(s3_error_xml(code, message), status, media_type="application/xml")

@@ -1,0 +1,138 @@
+"""Generic endpoints: authenticate → parse (dialect) → engine → render (dialect).
+
+Domain errors are raised, not caught here; the app's exception table renders them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ..dialects import Dialect, Operation, Reply
+from ..errors import BodyTooLarge, MalformedBody, SyncTimeout, UnsupportedMediaType
+from ..lifecycle import JobView
+from .runtime import Runtime
+
+__all__ = ["ENDPOINTS", "read_json", "respond"]
+
+Endpoint = Callable[[Runtime, Dialect, Request], Awaitable[Reply]]
+
+
+def respond(reply: Reply) -> Response:
+    """Encode a :class:`Reply` as a Starlette response."""
+    if reply.body is None:
+        return Response(status_code=reply.status, headers=dict(reply.headers))
+    content = json.dumps(reply.body, separators=(",", ":"), ensure_ascii=False)
+    return Response(content, reply.status, dict(reply.headers), "application/json")
+
+
+async def read_json(request: Request, limit: int) -> Any:
+    """The JSON body, or a domain error naming what is wrong with it."""
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media != "application/json":
+        got = repr(media) if media else "none"
+        raise UnsupportedMediaType(f"Content-Type must be application/json; got {got}")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge(f"request body is {declared} bytes; the limit is {limit}")
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(f"request body exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    if not raw.strip():
+        raise MalformedBody("request body is empty; send a JSON object")
+    try:
+        return json.loads(raw, parse_constant=_reject_constant)
+    except UnicodeDecodeError:
+        raise MalformedBody("request body is not UTF-8 text") from None
+    except ValueError as exc:
+        raise MalformedBody(f"request body is not valid JSON: {exc}") from None
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+async def submit(rt: Runtime, dialect: Dialect, request: Request) -> Reply:
+    owner = rt.authenticate(request)
+    body = await read_json(request, rt.config.server.max_body_bytes)
+    job_request = dialect.parse_submit(
+        body, path_params=request.path_params, query=request.query_params
+    )
+    wait = dialect.sync_deadline(request.query_params)
+    view = rt.engine.submit(
+        provider=dialect.name,
+        owner=owner,
+        request=job_request,
+        make_id=dialect.new_id,
+        retention=dialect.retention,
+        now=rt.clock.now(),
+    )
+    links = rt.links(request)
+    if wait is None:
+        return dialect.render_submit(view, links)
+    view = await _wait_terminal(rt, dialect, view, owner, view.at + wait)
+    if not view.phase.terminal:
+        raise SyncTimeout(view.id, wait, f"{links.base}/v1/jobs/{view.id}")
+    return dialect.render_sync(view, links)
+
+
+async def _wait_terminal(
+    rt: Runtime, dialect: Dialect, view: JobView, owner: str, deadline: float
+) -> JobView:
+    """Wait on the (possibly fake) clock until the job ends or the deadline passes."""
+    while not view.phase.terminal and view.at < deadline:
+        end = view.record.end_at
+        await rt.clock.sleep_until(min(deadline, end) if not math.isinf(end) else deadline)
+        view = rt.engine.lookup(dialect.name, view.id, owner, rt.clock.now())
+    return view
+
+
+def _job(rt: Runtime, dialect: Dialect, request: Request) -> JobView:
+    owner = rt.authenticate(request)
+    job_id = request.path_params["job_id"]
+    dialect.check_id(job_id)
+    return rt.engine.lookup(dialect.name, job_id, owner, rt.clock.now())
+
+
+async def status(rt: Runtime, dialect: Dialect, request: Request) -> Reply:
+    return dialect.render_status(_job(rt, dialect, request), rt.links(request))
+
+
+async def result(rt: Runtime, dialect: Dialect, request: Request) -> Reply:
+    return dialect.render_result(_job(rt, dialect, request), rt.links(request))
+
+
+async def content(rt: Runtime, dialect: Dialect, request: Request) -> Reply:
+    view = _job(rt, dialect, request)
+    return dialect.render_content(view, rt.links(request), request.query_params)
+
+
+async def cancel(rt: Runtime, dialect: Dialect, request: Request) -> Reply:
+    owner = rt.authenticate(request)
+    job_id = request.path_params["job_id"]
+    dialect.check_id(job_id)
+    outcome = rt.engine.cancel(
+        dialect.name, job_id, owner, rt.clock.now(), allowed=dialect.cancellable
+    )
+    return dialect.render_cancel(outcome, rt.links(request))
+
+
+#: The generic flow behind each operation.
+ENDPOINTS: dict[Operation, Endpoint] = {
+    Operation.SUBMIT: submit,
+    Operation.STATUS: status,
+    Operation.RESULT: result,
+    Operation.CONTENT: content,
+    Operation.CANCEL: cancel,
+}
+

@@ -1,0 +1,200 @@
+"""JSON Schemas (2020-12) for every body both providers send or receive, and their one loader.
+
+Schemas are data files named ``<provider>/<name>.json``; a schema's *name* is that path without
+``.json`` (e.g. ``"therouter/job"``). Validators are built once and cached. Problems come back as
+:class:`Issue` values that name the schema, the JSON pointer, the rule and the offending value.
+
+>>> [issue.field for issue in check("runcomfy/submit-request", {"prompt": "x", "seed": "7"})]
+['seed']
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+
+__all__ = [
+    "EXAMPLES_DIR",
+    "SCHEMA_DIR",
+    "Example",
+    "Issue",
+    "SchemaViolation",
+    "check",
+    "example_files",
+    "load",
+    "names",
+    "validate",
+    "validator",
+]
+
+SCHEMA_DIR = Path(__file__).resolve().parent
+EXAMPLES_DIR = SCHEMA_DIR / "examples"
+
+
+@dataclass(frozen=True, slots=True)
+class Issue:
+    """One way an instance breaks a schema."""
+
+    schema: str
+    #: JSON pointer into the instance, e.g. ``/output/image``; ``""`` for the root.
+    pointer: str
+    #: Dotted field path (``output.image``), or the missing/unknown field's name.
+    field: str
+    #: The JSON Schema keyword that failed (``enum``, ``required``, ``type``...).
+    rule: str
+    message: str
+    value: Any
+
+
+class SchemaViolation(AssertionError):
+    """Raised by :func:`validate`; carries every :class:`Issue`."""
+
+    def __init__(self, schema: str, issues: list[Issue]) -> None:
+        self.schema = schema
+        self.issues = issues
+        lines = [f"  {i.pointer or '/'}: {i.message} [{i.rule}]" for i in issues]
+        super().__init__(f"instance does not match schema {schema!r}:\n" + "\n".join(lines))
+
+
+@dataclass(frozen=True, slots=True)
+class Example:
+    """A documented example body and the schema it must match."""
+
+    schema: str
+    path: Path
+
+    @property
+    def id(self) -> str:
+        return f"{self.schema}:{self.path.stem}"
+
+
+def names() -> list[str]:
+    """Every schema name, sorted."""
+    return sorted(
+        str(p.relative_to(SCHEMA_DIR).with_suffix(""))
+        for p in SCHEMA_DIR.glob("*/*.json")
+        if p.parent.name != "examples"
+    )
+
+
+@functools.cache
+def _load(name: str) -> Mapping[str, Any]:
+    path = SCHEMA_DIR / f"{name}.json"
+    if name not in names():
+        raise KeyError(f"no schema named {name!r}; known: {', '.join(names())}")
+    with open(path, encoding="utf-8") as handle:
+        document: dict[str, Any] = json.load(handle)
+    return document
+
+
+def load(name: str) -> dict[str, Any]:
+    """A fresh copy of the schema document ``name`` (safe to modify)."""
+    return copy.deepcopy(dict(_load(name)))
+
+
+@functools.cache
+def validator(name: str) -> Draft202012Validator:
+    """The cached validator of schema ``name``."""
+    schema = _load(name)
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema)
+
+
+def check(name: str, instance: Any) -> list[Issue]:
+    """Every problem of ``instance`` against schema ``name`` (empty when valid), stable order."""
+    errors = sorted(validator(name).iter_errors(instance), key=lambda e: list(e.absolute_path))
+    return [_issue(name, error) for error in errors]
+
+
+def validate(name: str, instance: Any) -> None:
+    """Raise :class:`SchemaViolation` unless ``instance`` matches schema ``name``."""
+    issues = check(name, instance)
+    if issues:
+        raise SchemaViolation(name, issues)
+
+
+def example_files() -> Iterator[Example]:
+    """Every documented example kept under ``examples/<provider>/<schema>/``."""
+    for path in sorted(EXAMPLES_DIR.glob("*/*/*")):
+        if path.suffix in (".json", ".txt"):
+            yield Example(schema=f"{path.parent.parent.name}/{path.parent.name}", path=path)
+
+
+def _issue(name: str, error: ValidationError) -> Issue:
+    path = list(error.absolute_path)
+    pointer = "".join(f"/{p}" for p in path)
+    field = ".".join(str(p) for p in path)
+    rule = str(error.validator)
+    value = error.instance
+    where = field or "body"
+    schema: Any = error.schema if isinstance(error.schema, Mapping) else {}
+    if rule == "required":
+        missing = error.message.split("'")[1] if "'" in error.message else "?"
+        field = f"{field}.{missing}" if field else missing
+        message = f"{field} is required"
+    elif rule in ("additionalProperties", "unevaluatedProperties"):
+        allowed = sorted(schema.get("properties", {}))
+        extra = sorted(set(value) - set(allowed)) if isinstance(value, Mapping) else []
+        field = ".".join(filter(None, [field, extra[0] if extra else ""]))
+        message = (
+            f"unknown field{'s' * (len(extra) > 1)} {', '.join(map(repr, extra))}"
+            f"{' in ' + where if path else ''}; allowed: {', '.join(allowed)}"
+        )
+    elif rule == "enum":
+        allowed = ", ".join(json.dumps(v) for v in error.validator_value)
+        message = f"{where} must be one of {allowed}; got {json.dumps(value)}"
+    elif rule == "const":
+        message = f"{where} must be {json.dumps(error.validator_value)}; got {json.dumps(value)}"
+    elif rule == "type":
+        expected = error.validator_value
+        kinds = " or ".join(expected) if isinstance(expected, list) else expected
+        message = f"{where} must be of type {kinds}; got {_json_type(value)} {_short(value)}"
+    elif rule in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        words = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}
+        message = f"{where} must be {words[rule]} {error.validator_value}; got {_short(value)}"
+    elif rule == "minLength" and error.validator_value == 1:
+        message = f"{where} must not be empty"
+    elif rule in ("minLength", "maxLength", "minItems", "maxItems"):
+        message = f"{where}: {error.message} ({rule} {error.validator_value})"
+    elif rule == "pattern":
+        rule_text = schema.get("x-rule")
+        message = (
+            f"{where} must be {rule_text}; got {_short(value)}"
+            if rule_text
+            else f"{where} {_short(value)} does not match the pattern {error.validator_value}"
+        )
+    elif rule == "not" and list(error.validator_value) == ["required"]:
+        (forbidden,) = error.validator_value["required"]
+        field = f"{field}.{forbidden}" if field else forbidden
+        status = value.get("status") if isinstance(value, Mapping) else None
+        message = f"{field} must not be present" + (f" when status is {status!r}" if status else "")
+    else:
+        message = f"{where}: {error.message}"
+    return Issue(name, pointer, field, rule, message, value)
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "array" if isinstance(value, list) else "object"
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= limit else text[: limit - 1] + "…"

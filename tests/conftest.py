@@ -1,0 +1,100 @@
+"""Shared fixtures: a fake clock, an app factory, and API clients that check every response."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, settings
+from starlette.applications import Starlette
+
+from contracts.drivers import DRIVERS, Driver
+from contracts.responses import response_problems
+from mock_server import Config, FakeClock, create_app
+
+settings.register_profile("dev", max_examples=25, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("ci", max_examples=400, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+
+BASE_URL = "http://127.0.0.1:8000"
+PROVIDERS = sorted(DRIVERS)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:  # run every ``async def`` test on anyio's asyncio backend
+        if isinstance(item, pytest.Function) and inspect.iscoroutinefunction(item.obj):
+            item.add_marker(pytest.mark.anyio)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def make_app(clock: FakeClock) -> Callable[..., Starlette]:
+    """``make_app(lifecycle={...}, therouter={...})``: a fresh app on the test's fake clock."""
+
+    def factory(**sections: dict[str, Any]) -> Starlette:
+        server = {"seed": 1234, **sections.pop("server", {})}
+        lifecycle = {"queue_delay": "fixed(2)", "run_time": "fixed(60)",
+                     **sections.pop("lifecycle", {})}
+        config = Config().replace(server=server, lifecycle=lifecycle, **sections)
+        return create_app(config, clock=clock)
+
+    return factory
+
+
+class Checked(httpx.AsyncClient):
+    """An in-process client whose every provider response is validated against ``schemas/``."""
+
+    def __init__(self, app: Starlette, key: str | None = "test-key", **kw: Any) -> None:
+        headers = {"authorization": f"Bearer {key}"} if key else {}
+        super().__init__(transport=httpx.ASGITransport(app=app), base_url=BASE_URL,
+                         headers=headers, event_hooks={"response": [self._check]}, **kw)
+
+    @staticmethod
+    async def _check(response: httpx.Response) -> None:
+        await response.aread()
+        problems = response_problems(response)
+        assert not problems, "response breaks the contract:\n" + "\n".join(map(str, problems))
+
+
+@pytest.fixture
+async def connect(make_app: Callable[..., Starlette]) -> AsyncIterator[Callable[..., Checked]]:
+    """``connect(app=None, key="test-key")``: a checked client (closed after the test)."""
+    opened: list[Checked] = []
+
+    def factory(app: Starlette | None = None, key: str | None = "test-key") -> Checked:
+        client = Checked(app or make_app(), key)
+        opened.append(client)
+        return client
+
+    yield factory
+    for client in opened:
+        await client.aclose()
+
+
+@pytest.fixture
+def app(make_app: Callable[..., Starlette]) -> Starlette:
+    return make_app()
+
+
+@pytest.fixture
+def http(connect: Callable[..., Checked], app: Starlette) -> Checked:
+    return connect(app)
+
+
+@pytest.fixture(params=PROVIDERS)
+def driver(request: pytest.FixtureRequest, http: Checked) -> Driver:
+    """A driver for each provider, talking to the default app."""
+    return DRIVERS[request.param](http)

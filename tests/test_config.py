@@ -1,0 +1,77 @@
+from pathlib import Path
+
+import pytest
+
+from mock_server.config import Config, NotReadyStyle, QueueScope
+from mock_server.distributions import Fixed
+from mock_server.errors import ConfigError
+
+
+def test_defaults_follow_the_docs() -> None:
+    config = Config()
+    assert config.therouter.retention == 604800  # expires_at - created_at in the guide example
+    assert config.therouter.sync_deadline == 100
+    assert config.runcomfy.submit_status == 200
+    assert config.runcomfy.result_before_done is NotReadyStyle.STATE
+    assert config.server.host == "127.0.0.1" and config.server.port == 8000
+
+
+def test_from_toml(tmp_path: Path) -> None:
+    path = tmp_path / "wanmock.toml"
+    path.write_text(
+        '[server]\nseed = 7\napi_keys = ["a", "b"]\n'
+        '[lifecycle]\nrun_time = "fixed(5)"\nqueue_scope = "provider"\n'
+        '[runcomfy]\nresult_before_done = "error-400005"\nsubmit_status = 202\n'
+    )
+    config = Config.from_toml(path)
+    assert config.server.seed == 7
+    assert config.server.api_keys == frozenset({"a", "b"})
+    assert config.lifecycle.run_time == Fixed(5.0)
+    assert config.lifecycle.queue_scope is QueueScope.PROVIDER
+    assert config.runcomfy.result_before_done is NotReadyStyle.ERROR_400005
+    assert config.runcomfy.submit_status == 202
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"lifecycle": {"run_tme": "fixed(1)"}}, r"lifecycle: unknown key 'run_tme'; did you mean 'run_time'"),
+        ({"servr": {}}, r"unknown key 'servr'; did you mean 'server'"),
+        ({"runcomfy": {"result_before_done": "error"}}, r"runcomfy.result_before_done: unknown value 'error'"),
+        ({"runcomfy": {"submit_status": 201}}, r"submit_status must be 200 \(docs\) or 202"),
+        ({"lifecycle": {"concurrency": 0}}, r"concurrency must be >= 1"),
+        ({"lifecycle": {"failure_rate": 2}}, r"failure_rate must be in \[0, 1\]"),
+        ({"server": {"port": "80"}}, r"server.port: expected an integer"),
+        ({"therouter": {"cancel_running": 1}}, r"therouter.cancel_running: expected true or false"),
+        ({"server": {"time_scale": 0}}, r"time_scale must be > 0"),
+    ],
+)
+def test_bad_config_names_the_key(data: dict, message: str) -> None:  # type: ignore[type-arg]
+    with pytest.raises(ConfigError, match=message):
+        Config.from_mapping(data)
+
+
+def test_bad_files_are_config_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        Config.from_toml(tmp_path / "missing.toml")
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[server\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        Config.from_toml(broken)
+
+
+def test_from_env(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text("[therouter]\nsync_deadline = 5\n")
+    config = Config.from_env({"WANMOCK_CONFIG": str(path), "WANMOCK_SEED": "9",
+                              "WANMOCK_TIME_SCALE": "1000"})
+    assert (config.server.seed, config.server.time_scale) == (9, 1000.0)
+    assert config.therouter.sync_deadline == 5.0
+    with pytest.raises(ConfigError, match="WANMOCK_SEED='x' is not a int"):
+        Config.from_env({"WANMOCK_SEED": "x"})
+
+
+def test_config_is_frozen() -> None:
+    config = Config()
+    with pytest.raises(AttributeError):
+        config.server = None  # type: ignore[misc]

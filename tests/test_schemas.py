@@ -1,0 +1,75 @@
+import json
+
+import pytest
+from jsonschema import Draft202012Validator
+
+import schemas
+
+
+@pytest.mark.parametrize("name", schemas.names())
+def test_every_schema_is_valid_2020_12(name: str) -> None:
+    document = schemas.load(name)
+    Draft202012Validator.check_schema(document)
+    assert document["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    assert document["$id"] == f"urn:wanmock:{name}"
+
+
+EXAMPLES = list(schemas.example_files())
+
+
+@pytest.mark.parametrize("example", [e for e in EXAMPLES if e.path.suffix == ".json"],
+                         ids=lambda e: e.id)
+def test_every_documented_example_matches_its_schema(example: schemas.Example) -> None:
+    schemas.validate(example.schema, json.loads(example.path.read_text()))
+
+
+def test_examples_cover_both_providers_and_the_verbatim_cancel_example_is_broken_json() -> None:
+    providers = {e.schema.split("/")[0] for e in EXAMPLES}
+    assert providers == {"therouter", "runcomfy"}
+    verbatim = next(e for e in EXAMPLES if e.path.suffix == ".txt")
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(verbatim.path.read_text())
+    repaired = verbatim.path.read_text().replace('"completed"\n', '"completed",\n')
+    schemas.validate("runcomfy/cancel-response", json.loads(repaired))
+
+
+@pytest.mark.parametrize(
+    ("schema", "body", "field", "rule", "text"),
+    [
+        ("runcomfy/submit-request", {"prompt": "x", "aspect_ratio": "16:9"}, "aspect_ratio",
+         "enum", '"1440:810 (16:9)"'),
+        ("runcomfy/submit-request", {}, "prompt", "required", "prompt is required"),
+        ("runcomfy/submit-request", {"prompt": "x", "sed": 1}, "sed", "additionalProperties",
+         "unknown field 'sed'"),
+        ("runcomfy/submit-request", {"prompt": "x", "duration": 10}, "duration", "enum", "5"),
+        ("therouter/submit-request", {"model": "m", "prompt": "p", "size": "2048x2048"}, "size",
+         "pattern", "512-1440"),
+        ("therouter/submit-request", {"model": "m", "prompt": "p", "n": 0}, "n", "minimum", ">= 1"),
+        ("therouter/submit-request", {"model": "m", "prompt": 5}, "prompt", "type",
+         "type string; got integer 5"),
+        ("runcomfy/status", {"request_id": "r", "status": "completed", "queue_position": 1},
+         "queue_position", "not", "must not be present when status is 'completed'"),
+    ],
+)
+def test_issues_name_field_rule_and_allowed_values(
+    schema: str, body: object, field: str, rule: str, text: str
+) -> None:
+    (issue,) = schemas.check(schema, body)
+    assert (issue.field, issue.rule) == (field, rule)
+    assert text in issue.message
+
+
+def test_validate_raises_with_every_issue_and_unknown_names_are_listed() -> None:
+    with pytest.raises(schemas.SchemaViolation, match="/seed") as info:
+        schemas.validate("runcomfy/submit-request", {"prompt": "", "seed": -1})
+    assert len(info.value.issues) == 2
+    with pytest.raises(KeyError, match="therouter/job"):
+        schemas.load("therouter/jobs")
+
+
+def test_job_schema_requires_urls_only_when_succeeded() -> None:
+    base = {"id": "img_x", "status": "succeeded"}
+    assert schemas.check("therouter/job", base)
+    assert not schemas.check("therouter/job", {**base, "result": {"data": [{"url": "https://a"}]}})
+    assert schemas.check("therouter/job", {"id": "img_x", "status": "queued",
+                                           "unsigned_urls": ["https://a"]})
