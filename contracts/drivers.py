@@ -58,7 +58,7 @@ class Driver:
 class TheRouterDriver(Driver):
     provider = "therouter"
     model = "wan/wan2.2-t2i-flash"
-    phases = {
+    phases: ClassVar[Mapping[str, Phase]] = {
         "queued": Phase.QUEUED,
         "in_progress": Phase.RUNNING,
         "succeeded": Phase.SUCCEEDED,
@@ -92,7 +92,7 @@ class TheRouterDriver(Driver):
 class RunComfyDriver(Driver):
     provider = "runcomfy"
     model = "wan-ai/wan-2-2/flash/text-to-image"
-    phases = {
+    phases: ClassVar[Mapping[str, Phase]] = {
         "in_queue": Phase.QUEUED,
         "in_progress": Phase.RUNNING,
         "completed": Phase.SUCCEEDED,

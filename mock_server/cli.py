@@ -69,23 +69,15 @@ def config_from_args(args: argparse.Namespace) -> Config:
 
 
 def serve(config: Config, log_level: str) -> None:
-    import socket
-
     import uvicorn
 
     from .web.app import create_app
+    from .web.serve import base_url, bind
 
     app = create_app(config)
     rt = app.state.wanmock
-    host, port = config.server.host, config.server.port
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        raise ConfigError(f"--host/--port: cannot listen on {host}:{port}: {exc.strerror}") from None
-    port = sock.getsockname()[1]
-    base = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
+    sock = bind(config.server.host, config.server.port)
+    base = base_url(sock)
     clock = "fake (advance via POST /__admin/clock/advance)" if config.server.fake_clock else (
         f"real x{config.server.time_scale:g}")
     print(f"wanmock serving on {base}  (seed {rt.seed}, clock {clock})")

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .distributions import Distribution, Fixed, Uniform, parse_distribution
+from .distributions import Distribution, Uniform, parse_distribution
 from .errors import ConfigError
 from .vocab import parse_enum, suggest
 
@@ -187,7 +187,8 @@ class Config:
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], *, base: Config | None = None) -> Config:
         """Build from a nested mapping (a parsed TOML document); ``base`` supplies the rest."""
-        return _build(cls, data, "", base or cls())
+        config: Config = _build(cls, data, "", base or cls())
+        return config
 
     @classmethod
     def from_toml(cls, path: str | Path, *, base: Config | None = None) -> Config:
@@ -220,7 +221,7 @@ class Config:
 
     def replace(self, **sections: Mapping[str, Any]) -> Config:
         """A copy with some keys of some sections changed, checked like a TOML file."""
-        return self.from_mapping(sections, base=self)
+        return Config.from_mapping(sections, base=self)
 
 
 def _build(cls: type[Any], data: Mapping[str, Any], prefix: str, base: Any) -> Any:

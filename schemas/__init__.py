@@ -133,6 +133,7 @@ def _issue(name: str, error: ValidationError) -> Issue:
     pointer = "".join(f"/{p}" for p in path)
     field = ".".join(str(p) for p in path)
     rule = str(error.validator)
+    expected: Any = error.validator_value
     value = error.instance
     where = field or "body"
     schema: Any = error.schema if isinstance(error.schema, Mapping) else {}
@@ -149,30 +150,29 @@ def _issue(name: str, error: ValidationError) -> Issue:
             f"{' in ' + where if path else ''}; allowed: {', '.join(allowed)}"
         )
     elif rule == "enum":
-        allowed = ", ".join(json.dumps(v) for v in error.validator_value)
-        message = f"{where} must be one of {allowed}; got {json.dumps(value)}"
+        choices = ", ".join(json.dumps(v) for v in expected)
+        message = f"{where} must be one of {choices}; got {json.dumps(value)}"
     elif rule == "const":
-        message = f"{where} must be {json.dumps(error.validator_value)}; got {json.dumps(value)}"
+        message = f"{where} must be {json.dumps(expected)}; got {json.dumps(value)}"
     elif rule == "type":
-        expected = error.validator_value
         kinds = " or ".join(expected) if isinstance(expected, list) else expected
         message = f"{where} must be of type {kinds}; got {_json_type(value)} {_short(value)}"
     elif rule in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
         words = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}
-        message = f"{where} must be {words[rule]} {error.validator_value}; got {_short(value)}"
-    elif rule == "minLength" and error.validator_value == 1:
+        message = f"{where} must be {words[rule]} {expected}; got {_short(value)}"
+    elif rule == "minLength" and expected == 1:
         message = f"{where} must not be empty"
     elif rule in ("minLength", "maxLength", "minItems", "maxItems"):
-        message = f"{where}: {error.message} ({rule} {error.validator_value})"
+        message = f"{where}: {error.message} ({rule} {expected})"
     elif rule == "pattern":
         rule_text = schema.get("x-rule")
         message = (
             f"{where} must be {rule_text}; got {_short(value)}"
             if rule_text
-            else f"{where} {_short(value)} does not match the pattern {error.validator_value}"
+            else f"{where} {_short(value)} does not match the pattern {expected}"
         )
-    elif rule == "not" and list(error.validator_value) == ["required"]:
-        (forbidden,) = error.validator_value["required"]
+    elif rule == "not" and list(expected) == ["required"]:
+        (forbidden,) = expected["required"]
         field = f"{field}.{forbidden}" if field else forbidden
         status = value.get("status") if isinstance(value, Mapping) else None
         message = f"{field} must not be present" + (f" when status is {status!r}" if status else "")

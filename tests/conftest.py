@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -22,12 +21,6 @@ settings.register_profile("ci", max_examples=400, deadline=None,
 
 BASE_URL = "http://127.0.0.1:8000"
 PROVIDERS = sorted(DRIVERS)
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:  # run every ``async def`` test on anyio's asyncio backend
-        if isinstance(item, pytest.Function) and inspect.iscoroutinefunction(item.obj):
-            item.add_marker(pytest.mark.anyio)
 
 
 @pytest.fixture

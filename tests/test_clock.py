@@ -4,6 +4,8 @@ import pytest
 
 from mock_server.clock import FakeClock, RealClock
 
+pytestmark = pytest.mark.anyio
+
 
 def test_fake_clock_moves_only_when_advanced() -> None:
     clock = FakeClock(start=100.0)

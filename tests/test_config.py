@@ -35,9 +35,11 @@ def test_from_toml(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        ({"lifecycle": {"run_tme": "fixed(1)"}}, r"lifecycle: unknown key 'run_tme'; did you mean 'run_time'"),
+        ({"lifecycle": {"run_tme": "fixed(1)"}},
+         r"lifecycle: unknown key 'run_tme'; did you mean 'run_time'"),
         ({"servr": {}}, r"unknown key 'servr'; did you mean 'server'"),
-        ({"runcomfy": {"result_before_done": "error"}}, r"runcomfy.result_before_done: unknown value 'error'"),
+        ({"runcomfy": {"result_before_done": "error"}},
+         r"runcomfy.result_before_done: unknown value 'error'"),
         ({"runcomfy": {"submit_status": 201}}, r"submit_status must be 200 \(docs\) or 202"),
         ({"lifecycle": {"concurrency": 0}}, r"concurrency must be >= 1"),
         ({"lifecycle": {"failure_rate": 2}}, r"failure_rate must be in \[0, 1\]"),

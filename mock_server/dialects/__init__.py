@@ -3,10 +3,10 @@
 >>> registry = default_registry()
 >>> registry.names()
 ['runcomfy', 'therouter']
->>> registry.get("therouters")
+>>> registry.get("therouters")  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
-mock_server.errors.ConfigError: unknown provider 'therouters'; did you mean 'therouter'? valid: runcomfy, therouter
+mock_server.errors.ConfigError: unknown provider 'therouters'; did you mean 'therouter'? ...
 """
 
 from __future__ import annotations

@@ -15,10 +15,10 @@ import uuid
 from collections.abc import Collection, Mapping
 from typing import Any, ClassVar
 
-from ..config import AuthErrorStyle, Config, FailedStatusWord, NotReadyStyle, OutputField
-from ..engine import CancelResult
 import schemas
 
+from ..config import AuthErrorStyle, Config, NotReadyStyle, OutputField
+from ..engine import CancelResult
 from ..errors import (
     ApiError,
     InjectedFault,

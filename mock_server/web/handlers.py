@@ -51,9 +51,11 @@ async def read_json(request: Request, limit: int) -> Any:
     if not raw.strip():
         raise MalformedBody("request body is empty; send a JSON object")
     try:
-        return json.loads(raw, parse_constant=_reject_constant)
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise MalformedBody("request body is not UTF-8 text") from None
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
     except ValueError as exc:
         raise MalformedBody(f"request body is not valid JSON: {exc}") from None
 

@@ -1,0 +1,1 @@
+"""Benchmarks live here (make bench); see README."""

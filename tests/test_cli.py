@@ -1,0 +1,73 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from mock_server.cli import build_parser, config_from_args, main
+
+
+def parse(*argv: str):  # type: ignore[no-untyped-def]
+    return config_from_args(build_parser().parse_args(["serve", *argv]))
+
+
+def test_flags_override_the_config_file(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text("[server]\nport = 9000\nseed = 1\n[lifecycle]\nconcurrency = 4\n")
+    config = parse("--config", str(path), "--seed", "5", "--time-scale", "1000", "--fake-clock",
+                   "--api-key", "a", "--api-key", "b")
+    assert (config.server.port, config.server.seed, config.server.time_scale) == (9000, 5, 1000)
+    assert config.server.fake_clock and config.server.api_keys == {"a", "b"}
+    assert config.lifecycle.concurrency == 4
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["serve", "--time-scale", "0"], "--time-scale: must be > 0"),
+        (["serve", "--port", "99999"], "--port: must be a port number"),
+        (["serve", "--seed", "x"], "--seed: invalid int value"),
+        (["serve", "--bogus"], "unrecognized arguments: --bogus"),
+        (["serv"], "invalid choice: 'serv'"),
+    ],
+)
+def test_bad_flags_are_usage_errors_naming_the_flag(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_bad_config_file_is_a_clean_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text("[lifecycle]\nrun_time = 'forever'\n")
+    with pytest.raises(SystemExit) as info:
+        main(["serve", "--config", str(path)])
+    assert info.value.code == 2
+    assert "lifecycle.run_time: cannot read 'forever'" in capsys.readouterr().err
+
+
+def test_python_m_mock_server_serves_and_prints_both_base_urls() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mock_server", "serve", "--port", "0", "--seed", "3",
+         "--fake-clock"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ),
+    )
+    try:
+        assert process.stdout is not None
+        lines = [process.stdout.readline() for _ in range(4)]
+        assert "seed 3" in lines[0]
+        base = lines[0].split()[3]
+        assert base.startswith("http://127.0.0.1:")
+        assert "TheRouter base URL" in lines[1] and "RunComfy  base URL" in lines[2]
+        health = httpx.get(f"{base}/__admin/health", timeout=10).json()
+        assert health["seed"] == 3 and health["providers"] == ["runcomfy", "therouter"]
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
