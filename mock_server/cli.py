@@ -44,18 +44,26 @@ def build_parser() -> argparse.ArgumentParser:
                        help="time moves only via POST /__admin/clock/advance")
     serve.add_argument("--seed", type=int, help="seed for every random draw (reproducible runs)")
     serve.add_argument("--config", metavar="FILE", help="TOML configuration file")
+    serve.add_argument("--preset", metavar="NAME",
+                       help="start from a named preset (see: wanmock presets)")
     serve.add_argument("--api-key", action="append", metavar="KEY", dest="api_keys",
                        help="accept only this bearer key (repeatable; default: any non-empty key)")
     serve.add_argument("--admin-token", metavar="TOKEN",
                        help="require this bearer token on /__admin (default: loopback only)")
     serve.add_argument("--log-level", default="warning",
                        choices=["critical", "error", "warning", "info", "debug"])
+    commands.add_parser("presets", help="list the named presets")
     return parser
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
-    """The config file (if any) with the flags that were given laid over it."""
+    """The config file (if any), then the preset, then the flags that were given."""
     config = Config.from_toml(args.config) if args.config else Config()
+    if args.preset:
+        try:
+            config = config.with_preset(args.preset)
+        except ConfigError as exc:
+            raise ConfigError(f"--preset: {exc}") from None
     server: dict[str, Any] = {}
     for flag in ("host", "port", "time_scale", "seed", "admin_token"):
         value = getattr(args, flag)
@@ -72,7 +80,7 @@ def serve(config: Config, log_level: str) -> None:
     import uvicorn
 
     from .web.app import create_app
-    from .web.serve import base_url, bind
+    from .web.serve import base_url, bind, quiet_dropped_connections
 
     app = create_app(config)
     rt = app.state.wanmock
@@ -86,12 +94,20 @@ def serve(config: Config, log_level: str) -> None:
           "wan-ai/wan-2-2/flash/text-to-image")
     print(f"  OpenAPI: {base}/openapi.json   admin: {base}/__admin/health")
     sys.stdout.flush()
+    quiet_dropped_connections()
     uvicorn.Server(uvicorn.Config(app, log_level=log_level, lifespan="off")).run(sockets=[sock])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "presets":
+        from .presets import PRESETS
+
+        width = max(map(len, PRESETS))
+        for name, (text, _) in PRESETS.items():
+            print(f"{name:<{width}}  {text}")
+        return 0
     try:
         config = config_from_args(args)
         if args.command == "serve":

@@ -25,12 +25,17 @@ from typing import Any
 
 from .distributions import Distribution, Uniform, parse_distribution
 from .errors import ConfigError
-from .vocab import parse_enum, suggest
+from .faults import FaultRule, RateLimit
+from .vocab import FailureKind, Operation, parse_enum, suggest
 
 __all__ = [
     "Config",
+    "FaultsConfig",
+    "JournalConfig",
+    "LatencyConfig",
     "LifecycleConfig",
     "QueueScope",
+    "RateLimitConfig",
     "RunComfyConfig",
     "ServerConfig",
     "TheRouterConfig",
@@ -60,6 +65,13 @@ class LifecycleConfig:
     queue_scope: QueueScope = QueueScope.ACCOUNT
     #: Probability that a job fails instead of succeeding (the kind is drawn from failure_kinds).
     failure_rate: float = 0.0
+    failure_kinds: tuple[FailureKind, ...] = (FailureKind.INTERNAL, FailureKind.MODERATION)
+    #: Probability that a job never leaves the queue (until it expires).
+    stuck_rate: float = 0.0
+    #: Other users' jobs already queued ahead of each new job; they drain one per
+    #: ``backlog_drain`` seconds (positions in the hundreds: "congested").
+    backlog: int = 0
+    backlog_drain: float = 2.0
     #: Expired jobs stay answerable as "expired" for this long, then are evicted (404).
     evict_after: float = DAY
     #: Hard cap on retained jobs; the oldest are evicted first when it is exceeded.
@@ -68,8 +80,14 @@ class LifecycleConfig:
     def __post_init__(self) -> None:
         if self.concurrency < 1:
             raise ConfigError(f"lifecycle.concurrency must be >= 1, got {self.concurrency}")
-        if not 0.0 <= self.failure_rate <= 1.0:
-            raise ConfigError(f"lifecycle.failure_rate must be in [0, 1], got {self.failure_rate}")
+        for name in ("failure_rate", "stuck_rate"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ConfigError(f"lifecycle.{name} must be in [0, 1], got {value}")
+        if not self.failure_kinds:
+            raise ConfigError("lifecycle.failure_kinds must name at least one kind")
+        if self.backlog < 0 or self.backlog_drain <= 0:
+            raise ConfigError("lifecycle.backlog must be >= 0 and lifecycle.backlog_drain > 0")
         if self.evict_after < 0 or self.max_jobs < 1:
             raise ConfigError("lifecycle.evict_after must be >= 0 and lifecycle.max_jobs >= 1")
 
@@ -176,6 +194,59 @@ class ServerConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class FaultsConfig:
+    """Probabilistic HTTP faults: ``[[faults.rules]]`` tables, first match wins."""
+
+    rules: tuple[FaultRule, ...] = ()
+    #: How long the ``timeout`` fault holds a response (simulated seconds).
+    timeout_delay: float = 300.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LatencyConfig:
+    """Response delay per endpoint (simulated seconds); unset means none."""
+
+    submit: Distribution | None = None
+    status: Distribution | None = None
+    result: Distribution | None = None
+    cancel: Distribution | None = None
+    content: Distribution | None = None
+    download: Distribution | None = None
+
+    def by_operation(self) -> dict[Operation, Distribution]:
+        """The configured delays keyed by operation."""
+        return {op: dist for op in Operation
+                if (dist := getattr(self, op.value, None)) is not None}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RateLimitConfig:
+    """Per-key request budgets, e.g. ``submit = "10/60"``; unset means unlimited."""
+
+    submit: RateLimit | None = None
+    #: Every non-submit request (status, result, cancel, content).
+    poll: RateLimit | None = None
+
+    def limits(self) -> dict[str, RateLimit]:
+        return {k: v for k, v in (("submit", self.submit), ("poll", self.poll)) if v}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JournalConfig:
+    """The record of what clients did (bounded)."""
+
+    enabled: bool = True
+    #: Most recent requests kept (a ring buffer).
+    capacity: int = 10_000
+    #: Per-job behaviour summaries kept (oldest forgotten first).
+    max_jobs: int = 10_000
+
+    def __post_init__(self) -> None:
+        if self.capacity < 1 or self.max_jobs < 1:
+            raise ConfigError("journal.capacity and journal.max_jobs must be >= 1")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Config:
     """The whole configuration of a wanmock server."""
 
@@ -183,11 +254,27 @@ class Config:
     lifecycle: LifecycleConfig = field(default_factory=LifecycleConfig)
     therouter: TheRouterConfig = field(default_factory=TheRouterConfig)
     runcomfy: RunComfyConfig = field(default_factory=RunComfyConfig)
+    faults: FaultsConfig = field(default_factory=FaultsConfig)
+    latency: LatencyConfig = field(default_factory=LatencyConfig)
+    rate_limit: RateLimitConfig = field(default_factory=RateLimitConfig)
+    journal: JournalConfig = field(default_factory=JournalConfig)
+    #: The preset this configuration was built from (informational).
+    preset: str = ""
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], *, base: Config | None = None) -> Config:
-        """Build from a nested mapping (a parsed TOML document); ``base`` supplies the rest."""
-        config: Config = _build(cls, data, "", base or cls())
+        """Build from a nested mapping (a parsed TOML document); ``base`` supplies the rest.
+
+        A top-level ``preset = "name"`` is applied first; the other keys override it.
+        """
+        base = base or cls()
+        if "preset" in data:
+            name = data["preset"]
+            if not isinstance(name, str):
+                raise ConfigError(f"preset: expected a preset name, got {name!r}")
+            base = base.with_preset(name)
+            data = {k: v for k, v in data.items() if k != "preset"}
+        config: Config = _build(cls, data, "", base)
         return config
 
     @classmethod
@@ -219,6 +306,17 @@ class Config:
                     raise ConfigError(f"{var}={env[var]!r} is not a {convert.__name__}") from None
         return config.replace(server=overrides) if overrides else config
 
+    def with_preset(self, name: str) -> Config:
+        """This config with a named preset (see :mod:`mock_server.presets`) laid over the
+        lifecycle, faults, latency and rate-limit sections, which it resets first."""
+        from .presets import PRESETS
+
+        if name not in PRESETS:
+            raise ConfigError(f"unknown preset {name!r}; {suggest(name, PRESETS)}")
+        base = Config(server=self.server, therouter=self.therouter, runcomfy=self.runcomfy,
+                      journal=self.journal, preset=name)
+        return Config.from_mapping(PRESETS[name][1], base=base)
+
     def replace(self, **sections: Mapping[str, Any]) -> Config:
         """A copy with some keys of some sections changed, checked like a TOML file."""
         return Config.from_mapping(sections, base=self)
@@ -249,6 +347,22 @@ def _build(cls: type[Any], data: Mapping[str, Any], prefix: str, base: Any) -> A
         raise ConfigError(f"{prefix.rstrip('.')}: {exc}") from None
 
 
+def _new(cls: type[Any], data: Mapping[str, Any], path: str) -> Any:
+    """Construct ``cls`` from a table (for list items, which have no base to start from)."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for key, value in data.items():
+        key_name = key.replace("-", "_")
+        if key_name not in names:
+            raise ConfigError(f"{path}: unknown key {key!r}; {suggest(key_name, names)}")
+        kwargs[key_name] = _convert(hints[key_name], value, f"{path}.{key_name}")
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
 def _convert(hint: Any, value: Any, path: str) -> Any:
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
@@ -259,6 +373,23 @@ def _convert(hint: Any, value: Any, path: str) -> Any:
         return _convert(inner, value, path)
     if hint is Distribution:
         return parse_distribution(value, name=path)
+    if hint is RateLimit:
+        if isinstance(value, RateLimit):
+            return value
+        if not isinstance(value, str):
+            raise ConfigError(f"{path}: expected a budget like '20/60', got {value!r}")
+        return RateLimit.parse(value, name=path)
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{path}: expected a list, got {value!r}")
+        (item,) = [a for a in args if a is not Ellipsis]
+        return tuple(_convert(item, v, f"{path}[{i}]") for i, v in enumerate(value))
+    if dataclasses.is_dataclass(hint) and isinstance(hint, type):
+        if isinstance(value, hint):
+            return value
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{path}: expected a table, got {value!r}")
+        return _new(hint, value, path)
     if isinstance(hint, type) and issubclass(hint, enum.Enum):
         return parse_enum(hint, value if isinstance(value, str) else str(value), name=path)
     if origin is frozenset:

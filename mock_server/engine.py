@@ -42,6 +42,15 @@ class Plan:
     failure: Failure | None = None
     #: Never leaves the queue (its position stays what it was at submit).
     stuck_in_queue: bool = False
+    #: Waits behind ``ahead`` jobs outside the slot queue, one draining per ``drain`` seconds.
+    ahead: int | None = None
+    drain: float = 2.0
+    #: Ends (as ``failure`` says) at this status poll instead of after ``run_seconds``.
+    end_after_polls: int | None = None
+    #: Expires this many seconds after submit instead of after the provider's retention.
+    expire_after: float | None = None
+    #: Sits in the queue and is cancelled provider-side this many seconds after submit.
+    cancel_after: float | None = None
     #: Name of the scenario or preset that produced this plan.
     scenario: str = ""
 
@@ -70,18 +79,27 @@ class Engine:
         )
         self._queues: dict[tuple[str, str], FifoQueue] = {}
 
+    def reset(self) -> None:
+        """Forget every job and queue and reseed: as if freshly created."""
+        self.store.clear()
+        self._queues.clear()
+        self.rng = random.Random(self.seed)
+
     def default_plan(self) -> Plan:
         """Draw a plan from the lifecycle configuration."""
         cfg = self.lifecycle
         queue_delay = cfg.queue_delay.sample(self.rng)
         failure = None
         if cfg.failure_rate and self.rng.random() < cfg.failure_rate:
-            kind = self.rng.choice([FailureKind.INTERNAL, FailureKind.MODERATION])
+            kind = self.rng.choice(cfg.failure_kinds)
             failure = Failure(kind, FAILURE_MESSAGES[kind])
         run_seconds = cfg.run_time.sample(self.rng)
         if failure is not None:
             run_seconds *= self.rng.uniform(0.1, 1.0)  # failures come part-way through a run
-        return Plan(queue_delay=queue_delay, run_seconds=run_seconds, failure=failure)
+        stuck = bool(cfg.stuck_rate) and self.rng.random() < cfg.stuck_rate
+        ahead = cfg.backlog or None
+        return Plan(queue_delay=queue_delay, run_seconds=run_seconds, failure=failure,
+                    stuck_in_queue=stuck, ahead=ahead, drain=cfg.backlog_drain)
 
     def submit(
         self,
@@ -103,11 +121,18 @@ class Engine:
         while self.store.get(job_id) is not None:  # astronomically rare, but never overwrite
             job_id = make_id(self.rng)
         queue = self._queue(provider, owner)
-        expires_at = now + retention
-        stuck_position = None
-        if plan.stuck_in_queue:
-            seq, start, end = -1, math.inf, math.inf
-            stuck_position = queue.position(2**62, now=now)  # everyone waiting is ahead
+        expires_at = now + (retention if plan.expire_after is None else plan.expire_after)
+        seq, ahead, drain, cancelled_at = -1, plan.ahead, plan.drain, None
+        if plan.stuck_in_queue or plan.cancel_after is not None:
+            start = end = math.inf
+            ahead, drain = queue.position(2**62, now=now), math.inf  # all waiting are ahead
+            if plan.cancel_after is not None:
+                cancelled_at = now + plan.cancel_after
+        elif plan.end_after_polls is not None:
+            start, end, ahead = now + plan.queue_delay, math.inf, None
+        elif ahead is not None:
+            start = now + (ahead + 1) * drain
+            end = start + plan.run_seconds
         else:
             seq, start, end = queue.admit(
                 job_id, ready_at=now + plan.queue_delay, run_seconds=plan.run_seconds, now=now
@@ -124,7 +149,10 @@ class Engine:
             evict_at=expires_at + self.lifecycle.evict_after,
             seq=seq,
             failure=plan.failure,
-            stuck_position=stuck_position,
+            cancelled_at=cancelled_at,
+            ahead=ahead,
+            drain=drain,
+            end_after_polls=plan.end_after_polls,
             scenario=plan.scenario,
         )
         self.store.put(record)
@@ -143,12 +171,28 @@ class Engine:
         """``state_at`` plus the queue position the scheduler knows."""
         view = state_at(record, now)
         if view.phase is Phase.QUEUED:
-            if record.stuck_position is not None:
-                position = record.stuck_position
+            if record.ahead is not None:
+                drained = 0 if math.isinf(record.drain) else (now - record.created_at) // record.drain
+                position = max(0, record.ahead - int(drained))
             else:
                 position = self._queue(record.provider, record.owner).position(record.seq, now=now)
             view = dataclasses.replace(view, queue_position=position)
         return view
+
+    def note_poll(self, view: JobView) -> JobView:
+        """Count a status poll; a job scripted to end at the N-th poll ends now."""
+        record = view.record
+        if record.end_after_polls is None or view.phase.terminal:
+            return view
+        polls = record.polls_seen + 1
+        now = view.at
+        if polls >= record.end_after_polls:
+            record = dataclasses.replace(record, polls_seen=polls, start_at=min(record.start_at, now),
+                                         end_at=now)
+        else:
+            record = dataclasses.replace(record, polls_seen=polls)
+        self.store.put(record)
+        return self.view(record, now)
 
     def cancel(
         self,

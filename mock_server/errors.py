@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 __all__ = [
     "ApiError",
@@ -219,7 +219,7 @@ class InjectedFault(ApiError):
 
     kind = "injected_fault"
 
-    def __init__(self, status: int, message: str, *, extra: dict[str, Any] | None = None) -> None:
+    def __init__(self, status: int, message: str, *, retry_after: float | None = None) -> None:
         self.status = status
-        self.extra = extra or {}
+        self.retry_after = retry_after
         super().__init__(message)

@@ -71,8 +71,13 @@ class JobRecord:
     #: Set when the job will fail at ``end_at`` instead of succeeding.
     failure: Failure | None = None
     cancelled_at: float | None = None
-    #: For a job stuck in the queue (never admitted to a slot): its frozen queue position.
-    stuck_position: int | None = None
+    #: Jobs outside the slot queue (a backlog or a stuck job): how many were ahead at submit,
+    #: and the seconds each of them takes to drain (``inf``: the queue never moves).
+    ahead: int | None = None
+    drain: float = NEVER
+    #: Scenario jobs that end at the N-th status poll instead of at a time; polls seen so far.
+    end_after_polls: int | None = None
+    polls_seen: int = 0
     #: Name of the scenario that shaped this job (for the journal and debugging).
     scenario: str = ""
     #: Free-form provider extras (e.g. TheRouter's sync flag); never interpreted by the core.

@@ -31,6 +31,10 @@ class JobStore(Protocol):
         """Forget records whose ``evict_at`` is ``<= now``; returns how many went."""
         ...
 
+    def clear(self) -> None:
+        """Forget every record."""
+        ...
+
     def __len__(self) -> int: ...
 
     def __iter__(self) -> Iterator[JobRecord]: ...
@@ -71,6 +75,10 @@ class MemoryStore:
             heapq.heapify(self._deadlines)
         self.evicted += gone
         return gone
+
+    def clear(self) -> None:
+        self._jobs.clear()
+        self._deadlines.clear()
 
     def __len__(self) -> int:
         return len(self._jobs)

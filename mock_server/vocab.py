@@ -13,7 +13,7 @@ from typing import TypeVar
 
 from .errors import ConfigError
 
-__all__ = ["FailureKind", "Phase", "parse_enum", "suggest"]
+__all__ = ["FailureKind", "FaultKind", "Operation", "Phase", "parse_enum", "suggest"]
 
 E = TypeVar("E", bound=enum.Enum)
 
@@ -55,6 +55,38 @@ class FailureKind(enum.StrEnum):
     MODERATION = "moderation"
     INTERNAL = "internal"
     TIMEOUT = "timeout"
+
+
+class Operation(enum.StrEnum):
+    """The generic endpoints every provider has (``download`` is the artifact URL)."""
+
+    SUBMIT = "submit"
+    STATUS = "status"
+    RESULT = "result"
+    CANCEL = "cancel"
+    CONTENT = "content"
+    DOWNLOAD = "download"
+
+
+class FaultKind(enum.StrEnum):
+    """Named HTTP-level faults (WireMock's ``Fault`` plus status codes)."""
+
+    HTTP_429 = "http-429"  #: rate limited, with ``Retry-After``
+    HTTP_500 = "http-500"
+    HTTP_502 = "http-502"
+    HTTP_503 = "http-503"
+    HTTP_504 = "http-504"
+    TIMEOUT = "timeout"  #: the normal answer, delayed past any sane client timeout
+    DROP = "drop"  #: headers sent, then the connection is closed mid-body
+    MALFORMED_JSON = "malformed-json"  #: the body is not valid JSON
+    TRUNCATED_JSON = "truncated-json"  #: the body is cut in half (Content-Length matches)
+    EMPTY_BODY = "empty-body"  #: status and headers as usual, no body
+    PASS = "pass"  #: no fault (useful in scripts: "let this one through")
+
+    @property
+    def status(self) -> int | None:
+        """The HTTP status an error fault answers with."""
+        return int(self.value[5:]) if self.value.startswith("http-") else None
 
 
 def suggest(word: str, valid: Iterable[str]) -> str:

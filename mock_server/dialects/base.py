@@ -6,7 +6,6 @@ A dialect holds only what differs between providers. The HTTP layer owns the flo
 
 from __future__ import annotations
 
-import enum
 import random
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
@@ -19,7 +18,7 @@ from ..config import Config
 from ..engine import CancelResult
 from ..errors import ApiError, InvalidRequest, Violation
 from ..lifecycle import JobRequest, JobView
-from ..vocab import Phase
+from ..vocab import Operation, Phase
 
 __all__ = [
     "Dialect",
@@ -30,16 +29,6 @@ __all__ = [
     "iso8601",
     "schema_violations",
 ]
-
-
-class Operation(enum.StrEnum):
-    """The generic endpoint a route is wired to."""
-
-    SUBMIT = "submit"
-    STATUS = "status"
-    RESULT = "result"
-    CANCEL = "cancel"
-    CONTENT = "content"
 
 
 @dataclass(frozen=True, slots=True)

@@ -215,19 +215,24 @@ class RunComfy:
         headers: dict[str, str] = {}
         detail: Any = None
         if isinstance(error, InvalidRequest):
-            detail = [{"loc": ["body", *v.field.split(".")], "msg": v.message, "type": v.rule}
+            detail = [{"loc": _loc(v.field), "msg": v.message, "type": v.rule}
                       for v in error.violations]
         elif error.kind in ("malformed_body", "unsupported_media_type"):
             detail = [{"loc": ["body"], "msg": error.message, "type": error.kind}]
         elif isinstance(error, MethodNotAllowed):
             headers["allow"] = ", ".join(error.allowed)
-        elif isinstance(error, RateLimited):
-            headers["retry-after"] = str(max(1, round(error.retry_after)))
-        elif isinstance(error, InjectedFault):
+        if isinstance(error, InjectedFault):
             status, code = error.status, error.status * 1000 + 1
+        if isinstance(error, RateLimited | InjectedFault) and error.retry_after is not None:
+            headers["retry-after"] = str(max(1, round(error.retry_after)))
         body = {"error_code": code, "error_message": f"{name}: {error.message}", "detail": detail}
         return Reply(status, body, headers, schema=_ERROR)
 
     def _check_not_expired(self, view: JobView) -> None:
         if view.phase is Phase.EXPIRED:  # "nonexistent, deleted or expired request_id" [S-RC3]
             raise JobNotFound(view.id, expired=True)
+
+
+def _loc(field: str) -> list[str]:
+    """FastAPI-style location: request headers are named as such, the rest is the body."""
+    return ["header", field] if field.startswith("X-") else ["body", *field.split(".")]

@@ -217,10 +217,11 @@ class TheRouter:
             message = "Job not found" + (f": {message}" if error.kind != "job_forbidden" else "")
         elif isinstance(error, MethodNotAllowed):
             headers["allow"] = ", ".join(error.allowed)
-        elif isinstance(error, RateLimited):
-            headers["retry-after"] = str(max(1, round(error.retry_after)))
-        elif isinstance(error, InjectedFault):
+        if isinstance(error, InjectedFault):
             status = error.status
+            kind, code = ("server_error", "upstream_error") if status >= 500 else (kind, code)
+        if isinstance(error, RateLimited | InjectedFault) and error.retry_after is not None:
+            headers["retry-after"] = str(max(1, round(error.retry_after)))
         if error.kind == "route_not_found":
             body = {"message": message, "error": "Not Found", "statusCode": 404}
             return Reply(404, body, schema="therouter/route-not-found")

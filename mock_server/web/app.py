@@ -19,6 +19,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Match, Route
@@ -30,8 +31,12 @@ from ..engine import Engine
 from ..errors import ApiError, InjectedFault, MethodNotAllowed, RouteNotFound
 from ..store import JobStore
 from .admin import ADMIN_PREFIX, admin_routes
+from .admin import wrap as admin_wrap
+from ..vocab import Operation
+from .faulting import ConnectionDropped, guarded
 from .files import download
 from .handlers import ENDPOINTS, respond
+from .journaling import JournalMiddleware
 from .openapi import openapi_document
 from .runtime import Runtime
 
@@ -68,17 +73,19 @@ def create_app(
     routes: list[BaseRoute] = []
     for dialect in dialects.values():
         for spec in dialect.routes:
-            endpoint = _provider_endpoint(rt, dialect, ENDPOINTS[spec.operation])
+            endpoint = _provider_endpoint(rt, dialect, spec.operation,
+                                          ENDPOINTS[spec.operation])
             routes.append(Route(spec.path, endpoint, methods=[spec.method],
                                 name=f"{dialect.name}:{spec.operation}:{spec.method}"))
     routes.append(Route("/files/{provider}/{job_id}/{index:int}.png", partial(download, rt),
                         methods=["GET"], name="files"))
     routes.append(Route("/openapi.json", partial(_openapi, document), methods=["GET"]))
     for path, methods, handler in admin_routes():
-        routes.append(Route(ADMIN_PREFIX + path, _admin_endpoint(rt, handler), methods=methods))
+        routes.append(Route(ADMIN_PREFIX + path, admin_wrap(rt, handler), methods=methods))
 
     app = Starlette(
         routes=routes,
+        middleware=[Middleware(JournalMiddleware, rt=rt)],
         exception_handlers={
             ApiError: partial(_api_error, rt),
             HTTPException: partial(_http_error, rt),
@@ -90,28 +97,21 @@ def create_app(
 
 
 def _provider_endpoint(
-    rt: Runtime, dialect: Dialect, flow: Callable[[Runtime, Dialect, Request], Awaitable[Any]]
+    rt: Runtime, dialect: Dialect, operation: Operation,
+    flow: Callable[[Runtime, Dialect, Request], Awaitable[Any]],
 ) -> Callable[[Request], Awaitable[Response]]:
+    def render_error(error: ApiError) -> Response:
+        return respond(dialect.render_error(error))
+
     async def endpoint(request: Request) -> Response:
         request.state.dialect = dialect
-        return respond(await flow(rt, dialect, request))
 
-    return endpoint
+        async def produce() -> Response:
+            return respond(await flow(rt, dialect, request))
 
-
-def _admin_endpoint(
-    rt: Runtime, handler: Callable[[Runtime, Request], Awaitable[Response]]
-) -> Callable[[Request], Awaitable[Response]]:
-    from .admin import _allowed, _problem
-
-    async def endpoint(request: Request) -> Response:
-        denied = _allowed(rt, request)
-        if denied is not None:
-            return denied
-        try:
-            return await handler(rt, request)
-        except ApiError as exc:
-            return _problem(400, exc.message)
+        return await guarded(rt, request, provider=dialect.name, operation=operation,
+                             job_id=request.path_params.get("job_id"), produce=produce,
+                             render_error=render_error)
 
     return endpoint
 
@@ -134,6 +134,7 @@ def _dialect_for(rt: Runtime, request: Request) -> Dialect:
 
 async def _api_error(rt: Runtime, request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
+    request.state.error = exc
     return respond(_dialect_for(rt, request).render_error(exc))
 
 
@@ -161,6 +162,8 @@ def _allowed_methods(request: Request) -> list[str]:
 
 
 async def _unexpected(rt: Runtime, request: Request, exc: Exception) -> Response:
+    if isinstance(exc, ConnectionDropped):  # an injected fault, not a bug: nothing to send
+        raise exc
     log.exception("wanmock bug while serving %s %s", request.method, request.url.path)
     fault = InjectedFault(500, f"wanmock internal error ({type(exc).__name__}); this is a bug")
     return respond(_dialect_for(rt, request).render_error(fault))

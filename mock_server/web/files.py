@@ -9,15 +9,30 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ..errors import ApiError
 from ..images import ImageKey, s3_error_xml
-from ..vocab import Phase
+from ..vocab import Operation, Phase
+from .faulting import guarded
 from .runtime import Runtime
 
 __all__ = ["download"]
 
 
 async def download(rt: Runtime, request: Request) -> Response:
-    """Serve one image of a succeeded job."""
+    """Serve one image of a succeeded job (under the fault injector, as ``download``)."""
+    params = request.path_params
+
+    def render_error(error: ApiError) -> Response:
+        code = "SlowDown" if error.kind == "rate_limited" else "ServiceUnavailable"
+        status = getattr(error, "status", 503)
+        return _xml(status, code, error.message)
+
+    return await guarded(rt, request, provider=params["provider"],
+                         operation=Operation.DOWNLOAD, job_id=params["job_id"],
+                         produce=lambda: _serve(rt, request), render_error=render_error)
+
+
+async def _serve(rt: Runtime, request: Request) -> Response:
     params = request.path_params
     path = request.url.path
     refusal = rt.signer.check(path, dict(request.query_params), now=rt.clock.now())

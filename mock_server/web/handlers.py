@@ -13,9 +13,11 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..dialects import Dialect, Operation, Reply
+from ..dialects import Dialect, Reply
 from ..errors import BodyTooLarge, MalformedBody, SyncTimeout, UnsupportedMediaType
 from ..lifecycle import JobView
+from ..scenarios import HEADER, apply_scenario
+from ..vocab import Operation
 from .runtime import Runtime
 
 __all__ = ["ENDPOINTS", "read_json", "respond"]
@@ -71,6 +73,10 @@ async def submit(rt: Runtime, dialect: Dialect, request: Request) -> Reply:
         body, path_params=request.path_params, query=request.query_params
     )
     wait = dialect.sync_deadline(request.query_params)
+    plan = rt.engine.default_plan()
+    scenario = request.headers.get(HEADER)
+    if scenario is not None:
+        plan = apply_scenario(plan, scenario, backlog_drain=rt.engine.lifecycle.backlog_drain)
     view = rt.engine.submit(
         provider=dialect.name,
         owner=owner,
@@ -78,11 +84,14 @@ async def submit(rt: Runtime, dialect: Dialect, request: Request) -> Reply:
         make_id=dialect.new_id,
         retention=dialect.retention,
         now=rt.clock.now(),
+        plan=plan,
     )
+    request.state.job_id, request.state.view = view.id, view
     links = rt.links(request)
     if wait is None:
         return dialect.render_submit(view, links)
     view = await _wait_terminal(rt, dialect, view, owner, view.at + wait)
+    request.state.view = view
     if not view.phase.terminal:
         raise SyncTimeout(view.id, wait, f"{links.base}/v1/jobs/{view.id}")
     return dialect.render_sync(view, links)
@@ -103,11 +112,15 @@ def _job(rt: Runtime, dialect: Dialect, request: Request) -> JobView:
     owner = rt.authenticate(request)
     job_id = request.path_params["job_id"]
     dialect.check_id(job_id)
-    return rt.engine.lookup(dialect.name, job_id, owner, rt.clock.now())
+    view = rt.engine.lookup(dialect.name, job_id, owner, rt.clock.now())
+    request.state.view = view
+    return view
 
 
 async def status(rt: Runtime, dialect: Dialect, request: Request) -> Reply:
-    return dialect.render_status(_job(rt, dialect, request), rt.links(request))
+    view = rt.engine.note_poll(_job(rt, dialect, request))
+    request.state.view = view
+    return dialect.render_status(view, rt.links(request))
 
 
 async def result(rt: Runtime, dialect: Dialect, request: Request) -> Reply:
@@ -126,6 +139,7 @@ async def cancel(rt: Runtime, dialect: Dialect, request: Request) -> Reply:
     outcome = rt.engine.cancel(
         dialect.name, job_id, owner, rt.clock.now(), allowed=dialect.cancellable
     )
+    request.state.view = outcome.view
     return dialect.render_cancel(outcome, rt.links(request))
 
 

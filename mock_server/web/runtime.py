@@ -1,4 +1,4 @@
-"""The per-app runtime: config, clock, engine, dialects and helpers shared by the handlers.
+"""The per-app runtime: config, clock, engine, faults, journal and dialects.
 
 One :class:`Runtime` per app (no module-level state); tests reach it as ``app.state.wanmock``.
 """
@@ -17,15 +17,34 @@ from ..config import Config
 from ..dialects import Dialect, Links
 from ..engine import Engine
 from ..errors import AuthError
+from ..faults import FaultInjector
 from ..images import Renderer, UrlSigner
+from ..journal import Journal
 from ..lifecycle import JobView
 
-__all__ = ["Runtime", "owner_of"]
+__all__ = ["Runtime", "bearer_key", "owner_of"]
 
 
 def owner_of(api_key: str) -> str:
     """The opaque owner token of an API key (a short hash: keys are never stored)."""
     return hashlib.sha256(api_key.encode()).hexdigest()[:16]
+
+
+def bearer_key(header: str) -> str | None:
+    """The key in an ``Authorization: Bearer <key>`` value, or ``None`` if malformed."""
+    scheme, _, key = header.partition(" ")
+    key = key.strip()
+    return key if scheme.lower() == "bearer" and key else None
+
+
+def _faults(config: Config, seed: int) -> FaultInjector:
+    return FaultInjector(
+        rules=config.faults.rules,
+        latency=config.latency.by_operation(),
+        rate_limits=config.rate_limit.limits(),
+        timeout_delay=config.faults.timeout_delay,
+        seed=seed,
+    )
 
 
 @dataclass(slots=True)
@@ -38,23 +57,44 @@ class Runtime:
     dialects: Mapping[str, Dialect]
     renderer: Renderer = field(default_factory=Renderer)
     signer: UrlSigner = field(init=False)
+    faults: FaultInjector = field(init=False)
+    journal: Journal = field(init=False)
 
     def __post_init__(self) -> None:
-        secret = random.Random(self.engine.seed).randbytes(32)
-        self.signer = UrlSigner(secret)
+        self.signer = UrlSigner(random.Random(self.engine.seed).randbytes(32))
+        self.faults = _faults(self.config, self.engine.seed)
+        self.journal = Journal(capacity=self.config.journal.capacity,
+                               max_jobs=self.config.journal.max_jobs)
 
     @property
     def seed(self) -> int:
         return self.engine.seed
+
+    def use_preset(self, name: str) -> Config:
+        """Switch to a preset for every job submitted from now on (jobs in flight keep theirs)."""
+        self.config = self.config.with_preset(name)
+        self.engine.lifecycle = self.config.lifecycle
+        self.faults = _faults(self.config, self.engine.seed)
+        return self.config
+
+    def reset(self) -> None:
+        """Forget every job, journal entry, script and rate-limit window; reseed the RNGs."""
+        self.engine.reset()
+        self.faults = _faults(self.config, self.engine.seed)
+        self.journal.reset()
+
+    def owner_or_none(self, request: Request) -> str | None:
+        """The owner token of a well-formed bearer header, without judging the key."""
+        key = bearer_key(request.headers.get("authorization", ""))
+        return owner_of(key) if key else None
 
     def authenticate(self, request: Request) -> str:
         """The caller's owner token, or :class:`AuthError` saying what is wrong with the header."""
         header = request.headers.get("authorization")
         if header is None:
             raise AuthError("missing Authorization header; send 'Authorization: Bearer <key>'")
-        scheme, _, key = header.partition(" ")
-        key = key.strip()
-        if scheme.lower() != "bearer" or not key:
+        key = bearer_key(header)
+        if key is None:
             raise AuthError("malformed Authorization header; expected 'Bearer <key>'")
         accepted = self.config.server.api_keys
         if accepted and key not in accepted:
@@ -63,8 +103,8 @@ class Runtime:
 
     def links(self, request: Request) -> Links:
         """URL builders for this request's host (or the configured public base URL)."""
-        base = self.config.server.public_base_url or str(request.base_url)
-        return Links(base.rstrip("/"), self.image_urls_for(base.rstrip("/")))
+        base = (self.config.server.public_base_url or str(request.base_url)).rstrip("/")
+        return Links(base, self.image_urls_for(base))
 
     def image_urls_for(self, base: str) -> Callable[[JobView], list[str]]:
         """A function giving a succeeded job's signed image URLs under ``base``."""

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 import time
@@ -16,8 +17,24 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from ..errors import ConfigError
+from .faulting import ConnectionDropped
 
-__all__ = ["LiveServer", "bind"]
+__all__ = ["LiveServer", "bind", "quiet_dropped_connections"]
+
+
+class _NotDropped(logging.Filter):
+    """Hide uvicorn's traceback for connections the ``drop`` fault closed on purpose."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, ConnectionDropped)
+
+
+def quiet_dropped_connections() -> None:
+    """Install the filter on uvicorn's error logger (once)."""
+    logger = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _NotDropped) for f in logger.filters):
+        logger.addFilter(_NotDropped())
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -54,6 +71,7 @@ class LiveServer:
                                         kwargs={"sockets": [self._sock]}, daemon=True)
 
     def start(self) -> LiveServer:
+        quiet_dropped_connections()
         self._thread.start()
         deadline = time.monotonic() + 10  # a real-time start-up bound, not a simulated wait
         while not self._server.started:

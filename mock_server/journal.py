@@ -1,0 +1,212 @@
+"""The journal: every request the fake answered, and how each client treated each job.
+
+Bounded: requests live in a ring buffer, per-job summaries in an LRU of fixed size, so a long load
+run cannot exhaust memory. Readable from Python (``app.state.wanmock.journal``) and through
+``GET /__admin/journal``. The flags it raises are the client behaviours a test wants to judge:
+
+* ``poll-after-terminal`` — a status poll after the client was already shown a terminal status;
+* ``ignored-retry-after`` — a request sooner than a ``Retry-After`` this key was given;
+* ``result-before-success`` — a result/content fetch before the job succeeded.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import OrderedDict, deque
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .vocab import Operation, Phase
+
+__all__ = ["Entry", "JobSummary", "Journal"]
+
+POLL_AFTER_TERMINAL = "poll-after-terminal"
+IGNORED_RETRY_AFTER = "ignored-retry-after"
+RESULT_BEFORE_SUCCESS = "result-before-success"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Entry:
+    """One answered request."""
+
+    seq: int
+    provider: str | None
+    operation: str | None
+    method: str
+    path: str
+    job_id: str | None
+    #: Hash of the API key (never the key).
+    key: str | None
+    status: int
+    #: Simulated time the request arrived, and real (wall-clock) time it was answered.
+    sim_time: float
+    real_time: float
+    duration_ms: float
+    #: The job's phase as the response showed it.
+    phase: str | None = None
+    fault: str | None = None
+    retry_after: float | None = None
+    #: Request validation problems, as ``field: rule``.
+    violations: tuple[str, ...] = ()
+    #: Client-behaviour flags raised by this request (see the module docstring).
+    flags: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(slots=True)
+class JobSummary:
+    """How clients treated one job."""
+
+    job_id: str
+    provider: str | None
+    key: str | None
+    submitted_at: float | None = None
+    polls: int = 0
+    #: Simulated times of the most recent polls (bounded).
+    poll_times: deque[float] = field(default_factory=lambda: deque(maxlen=256))
+    min_poll_interval: float | None = None
+    terminal_seen_at: float | None = None
+    terminal_phase: str | None = None
+    polls_after_terminal: int = 0
+    ignored_retry_after: int = 0
+    results_before_success: int = 0
+    result_fetches: int = 0
+    downloads: int = 0
+    faults: int = 0
+    cancels: int = 0
+
+    def intervals(self) -> list[float]:
+        """Seconds between consecutive recorded polls."""
+        times = list(self.poll_times)
+        return [b - a for a, b in itertools.pairwise(times)]
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {name: getattr(self, name) for name in self.__slots__}  # type: ignore[attr-defined]
+        data["poll_times"] = list(self.poll_times)
+        data["intervals"] = self.intervals()
+        return data
+
+
+class Journal:
+    """Bounded record of requests and per-job client behaviour."""
+
+    def __init__(self, *, capacity: int = 10_000, max_jobs: int = 10_000) -> None:
+        self.capacity = capacity
+        self.max_jobs = max_jobs
+        self.entries: deque[Entry] = deque(maxlen=capacity)
+        self._jobs: OrderedDict[str, JobSummary] = OrderedDict()
+        self._not_before: dict[str, float] = {}
+        self._seq = itertools.count()
+        #: Requests recorded since the last reset (the ring buffer may hold fewer).
+        self.total = 0
+
+    def record(
+        self,
+        *,
+        provider: str | None,
+        operation: Operation | str | None,
+        method: str,
+        path: str,
+        job_id: str | None,
+        key: str | None,
+        status: int,
+        sim_time: float,
+        real_time: float,
+        duration_ms: float,
+        phase: Phase | None = None,
+        fault: str | None = None,
+        retry_after: float | None = None,
+        violations: Iterable[str] = (),
+    ) -> Entry:
+        """Add one request; updates the job's summary and returns the entry with its flags."""
+        flags: list[str] = []
+        op = Operation(operation) if operation in Operation._value2member_map_ else None
+        if key is not None:
+            not_before = self._not_before.get(key)
+            if not_before is not None and sim_time < not_before:
+                flags.append(IGNORED_RETRY_AFTER)
+            if retry_after is not None:
+                self._not_before[key] = sim_time + retry_after
+        summary = self._summary(job_id, provider, key) if job_id else None
+        if summary is not None:
+            self._update(summary, op, status, phase, sim_time, fault, flags)
+        entry = Entry(
+            seq=next(self._seq), provider=provider, operation=str(op) if op else operation,
+            method=method, path=path, job_id=job_id, key=key, status=status, sim_time=sim_time,
+            real_time=real_time, duration_ms=duration_ms, phase=str(phase) if phase else None,
+            fault=fault, retry_after=retry_after, violations=tuple(violations), flags=tuple(flags),
+        )
+        self.entries.append(entry)
+        self.total += 1
+        return entry
+
+    def job(self, job_id: str) -> JobSummary | None:
+        """The summary of one job, if still retained."""
+        return self._jobs.get(job_id)
+
+    def jobs(self) -> list[JobSummary]:
+        """Every retained job summary, oldest first."""
+        return list(self._jobs.values())
+
+    def query(
+        self, *, job_id: str | None = None, provider: str | None = None,
+        key: str | None = None, limit: int | None = None,
+    ) -> list[Entry]:
+        """Retained entries, oldest first, filtered; ``limit`` keeps the most recent."""
+        found = [e for e in self.entries
+                 if (job_id is None or e.job_id == job_id)
+                 and (provider is None or e.provider == provider)
+                 and (key is None or e.key == key)]
+        return found[-limit:] if limit else found
+
+    def reset(self) -> None:
+        self.entries.clear()
+        self._jobs.clear()
+        self._not_before.clear()
+        self.total = 0
+
+    def _summary(self, job_id: str, provider: str | None, key: str | None) -> JobSummary:
+        summary = self._jobs.get(job_id)
+        if summary is None:
+            summary = self._jobs[job_id] = JobSummary(job_id, provider, key)
+            if len(self._jobs) > self.max_jobs:
+                self._jobs.popitem(last=False)
+        else:
+            self._jobs.move_to_end(job_id)
+        return summary
+
+    @staticmethod
+    def _update(summary: JobSummary, op: Operation | None, status: int, phase: Phase | None,
+                now: float, fault: str | None, flags: list[str]) -> None:
+        if fault:
+            summary.faults += 1
+        if IGNORED_RETRY_AFTER in flags:
+            summary.ignored_retry_after += 1
+        if op is Operation.SUBMIT:
+            summary.submitted_at = now
+        elif op is Operation.STATUS:
+            summary.polls += 1
+            if summary.poll_times:
+                gap = now - summary.poll_times[-1]
+                if summary.min_poll_interval is None or gap < summary.min_poll_interval:
+                    summary.min_poll_interval = gap
+            summary.poll_times.append(now)
+            if summary.terminal_seen_at is not None:
+                summary.polls_after_terminal += 1
+                flags.append(POLL_AFTER_TERMINAL)
+        elif op in (Operation.RESULT, Operation.CONTENT):
+            summary.result_fetches += 1
+            if phase is not Phase.SUCCEEDED:
+                summary.results_before_success += 1
+                flags.append(RESULT_BEFORE_SUCCESS)
+        elif op is Operation.DOWNLOAD and status == 200:
+            summary.downloads += 1
+        elif op is Operation.CANCEL:
+            summary.cancels += 1
+        if (phase is not None and phase.terminal and status < 400
+                and summary.terminal_seen_at is None and op is not Operation.DOWNLOAD):
+            summary.terminal_seen_at = now
+            summary.terminal_phase = str(phase)
