@@ -172,8 +172,9 @@ class Engine:
         view = state_at(record, now)
         if view.phase is Phase.QUEUED:
             if record.ahead is not None:
-                drained = 0 if math.isinf(record.drain) else (now - record.created_at) // record.drain
-                position = max(0, record.ahead - int(drained))
+                elapsed = now - record.created_at
+                drained = 0 if math.isinf(record.drain) else int(elapsed // record.drain)
+                position = max(0, record.ahead - drained)
             else:
                 position = self._queue(record.provider, record.owner).position(record.seq, now=now)
             view = dataclasses.replace(view, queue_position=position)
@@ -187,8 +188,9 @@ class Engine:
         polls = record.polls_seen + 1
         now = view.at
         if polls >= record.end_after_polls:
-            record = dataclasses.replace(record, polls_seen=polls, start_at=min(record.start_at, now),
-                                         end_at=now)
+            record = dataclasses.replace(
+                record, polls_seen=polls, start_at=min(record.start_at, now), end_at=now
+            )
         else:
             record = dataclasses.replace(record, polls_seen=polls)
         self.store.put(record)

@@ -21,6 +21,7 @@ from .vocab import Operation, Phase
 
 __all__ = ["Entry", "JobSummary", "Journal"]
 
+_OPERATIONS = frozenset(op.value for op in Operation)
 POLL_AFTER_TERMINAL = "poll-after-terminal"
 IGNORED_RETRY_AFTER = "ignored-retry-after"
 RESULT_BEFORE_SUCCESS = "result-before-success"
@@ -84,7 +85,7 @@ class JobSummary:
         return [b - a for a, b in itertools.pairwise(times)]
 
     def to_dict(self) -> dict[str, Any]:
-        data = {name: getattr(self, name) for name in self.__slots__}  # type: ignore[attr-defined]
+        data = {name: getattr(self, name) for name in self.__slots__}
         data["poll_times"] = list(self.poll_times)
         data["intervals"] = self.intervals()
         return data
@@ -123,7 +124,8 @@ class Journal:
     ) -> Entry:
         """Add one request; updates the job's summary and returns the entry with its flags."""
         flags: list[str] = []
-        op = Operation(operation) if operation in Operation._value2member_map_ else None
+        known = isinstance(operation, str) and operation in _OPERATIONS
+        op = Operation(operation) if known else None
         if key is not None:
             not_before = self._not_before.get(key)
             if not_before is not None and sim_time < not_before:

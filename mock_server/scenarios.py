@@ -88,7 +88,7 @@ def apply_scenario(plan: Plan, text: str, *, backlog_drain: float) -> Plan:
         if name == "succeed":
             changes["failure"] = None
         elif name == "fail":
-            kind = FailureKind(value) if value else FailureKind.INTERNAL
+            kind = FailureKind(str(value)) if value else FailureKind.INTERNAL
             changes["failure"] = Failure(kind, FAILURE_MESSAGES[kind])
         elif name == "fail-after-seconds":
             changes["failure"] = _internal(changes, plan)

@@ -50,10 +50,12 @@ def make_app(clock: FakeClock) -> Callable[..., Starlette]:
 class Checked(httpx.AsyncClient):
     """An in-process client whose every provider response is validated against ``schemas/``."""
 
-    def __init__(self, app: Starlette, key: str | None = "test-key", **kw: Any) -> None:
+    def __init__(self, app: Starlette, key: str | None = "test-key", *, checked: bool = True,
+                 **kw: Any) -> None:
         headers = {"authorization": f"Bearer {key}"} if key else {}
+        hooks = {"response": [self._check]} if checked else {}
         super().__init__(transport=httpx.ASGITransport(app=app), base_url=BASE_URL,
-                         headers=headers, event_hooks={"response": [self._check]}, **kw)
+                         headers=headers, event_hooks=hooks, **kw)
 
     @staticmethod
     async def _check(response: httpx.Response) -> None:
@@ -64,11 +66,14 @@ class Checked(httpx.AsyncClient):
 
 @pytest.fixture
 async def connect(make_app: Callable[..., Starlette]) -> AsyncIterator[Callable[..., Checked]]:
-    """``connect(app=None, key="test-key")``: a checked client (closed after the test)."""
+    """``connect(app=None, key="test-key", checked=True)``: a client, closed after the test.
+
+    ``checked=False`` skips the schema check, for tests that corrupt responses on purpose."""
     opened: list[Checked] = []
 
-    def factory(app: Starlette | None = None, key: str | None = "test-key") -> Checked:
-        client = Checked(app or make_app(), key)
+    def factory(app: Starlette | None = None, key: str | None = "test-key",
+                checked: bool = True) -> Checked:
+        client = Checked(app or make_app(), key, checked=checked)
         opened.append(client)
         return client
 

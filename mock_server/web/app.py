@@ -30,9 +30,9 @@ from ..dialects import Dialect, DialectRegistry, default_registry
 from ..engine import Engine
 from ..errors import ApiError, InjectedFault, MethodNotAllowed, RouteNotFound
 from ..store import JobStore
+from ..vocab import Operation
 from .admin import ADMIN_PREFIX, admin_routes
 from .admin import wrap as admin_wrap
-from ..vocab import Operation
 from .faulting import ConnectionDropped, guarded
 from .files import download
 from .handlers import ENDPOINTS, respond
