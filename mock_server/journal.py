@@ -22,6 +22,11 @@ from .vocab import Operation, Phase
 __all__ = ["Entry", "JobSummary", "Journal"]
 
 _OPERATIONS = frozenset(op.value for op in Operation)
+
+
+def _known(operation: str) -> bool:
+    return operation in _OPERATIONS
+
 POLL_AFTER_TERMINAL = "poll-after-terminal"
 IGNORED_RETRY_AFTER = "ignored-retry-after"
 RESULT_BEFORE_SUCCESS = "result-before-success"
@@ -124,8 +129,7 @@ class Journal:
     ) -> Entry:
         """Add one request; updates the job's summary and returns the entry with its flags."""
         flags: list[str] = []
-        known = isinstance(operation, str) and operation in _OPERATIONS
-        op = Operation(operation) if known else None
+        op = Operation(operation) if isinstance(operation, str) and _known(operation) else None
         if key is not None:
             not_before = self._not_before.get(key)
             if not_before is not None and sim_time < not_before:
