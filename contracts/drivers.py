@@ -47,8 +47,15 @@ class Driver:
         raise NotImplementedError
 
     def phase(self, status: httpx.Response) -> Phase:
-        """The neutral phase in a status response."""
-        return self.phases[status.json()["status"]]
+        """The neutral phase in a status response; ``ValueError`` names an unknown word."""
+        try:
+            word = status.json()["status"]
+        except (ValueError, KeyError, TypeError):
+            raise ValueError(f"no status in {status.text[:120]!r}") from None
+        if word not in self.phases:
+            raise ValueError(f"unknown status word {word!r}; {self.provider} uses "
+                             f"{', '.join(self.phases)}")
+        return self.phases[word]
 
     def image_urls(self, result: httpx.Response) -> list[str]:
         """Artifact URLs in a finished job's result."""

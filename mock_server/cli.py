@@ -53,7 +53,37 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", default="warning",
                        choices=["critical", "error", "warning", "info", "debug"])
     commands.add_parser("presets", help="list the named presets")
+    verify = commands.add_parser(
+        "verify", help="check that a server (the fake or a real provider) honours the contract")
+    _provider_flags(verify)
+    verify.add_argument("--base-url", required=True, help="the server to check")
+    verify.add_argument("--max-jobs", type=_count, default=2,
+                        help="jobs it may submit (default 2: one lifecycle, one cancel)")
+    verify.add_argument("--fake-clock", action="store_true",
+                        help="the server is a wanmock --fake-clock: advance it instead of sleeping")
+    verify.add_argument("--poll-interval", type=_positive, default=5.0, metavar="S")
+    smoke = commands.add_parser(
+        "smoke", help="the same checks against the LIVE provider API (costs money)")
+    _provider_flags(smoke)
+    smoke.add_argument("--base-url", help="default: the provider's real API")
+    smoke.add_argument("--max-jobs", type=_count, default=1,
+                       help="jobs it may submit (default 1 = $0.048)")
+    smoke.add_argument("--yes", action="store_true", help="confirm the spend")
+    smoke.add_argument("--save-dir", metavar="DIR",
+                       help="save the real responses (key redacted) as schema examples here")
     return parser
+
+
+def _count(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text!r}")
+    return int(text)
+
+
+def _provider_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--provider", required=True, choices=["therouter", "runcomfy"])
+    parser.add_argument("--api-key", metavar="KEY",
+                        help="default: $THE_ROUTER_API_KEY or $RUNCOMFY_API_TOKEN")
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
@@ -108,6 +138,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name, (text, _) in PRESETS.items():
             print(f"{name:<{width}}  {text}")
         return 0
+    if args.command in ("verify", "smoke"):
+        return _check_provider(parser, args)
     try:
         config = config_from_args(args)
         if args.command == "serve":
@@ -115,3 +147,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         parser.exit(2, f"wanmock: error: {exc}\n")
     return 0
+
+
+def _check_provider(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    import asyncio
+    from pathlib import Path
+
+    import httpx
+
+    from contracts.provider import Report, admin_clock_wait, verify_provider
+    from contracts.smoke import KEY_ENV, cost_statement, find_key, run_smoke
+
+    key = args.api_key or find_key(args.provider)
+    if args.command == "smoke":
+        if not key:
+            parser.exit(2, f"wanmock: error: --api-key or ${KEY_ENV[args.provider]} is needed "
+                           "for a smoke test\n")
+        from contracts.smoke import REAL_BASE_URLS
+
+        base = args.base_url or REAL_BASE_URLS[args.provider]
+        print(cost_statement(args.provider, args.max_jobs, base))
+        if not args.yes:
+            parser.exit(2, "wanmock: error: this spends real money; add --yes to go ahead\n")
+        save = Path(args.save_dir) if args.save_dir else None
+        report = asyncio.run(run_smoke(args.provider, api_key=key, base_url=base,
+                                       max_jobs=args.max_jobs, save_dir=save))
+    else:
+
+        async def verify() -> Report:
+            async with httpx.AsyncClient(base_url=args.base_url) as admin:
+                wait = admin_clock_wait(admin) if args.fake_clock else None
+                return await verify_provider(args.provider, args.base_url, key or "wanmock-key",
+                                             wait=wait, max_jobs=args.max_jobs,
+                                             poll_interval=args.poll_interval)
+
+        report = asyncio.run(verify())
+    print(report.render())
+    return 0 if report.ok else 1

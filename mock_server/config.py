@@ -72,6 +72,8 @@ class LifecycleConfig:
     #: ``backlog_drain`` seconds (positions in the hundreds: "congested").
     backlog: int = 0
     backlog_drain: float = 2.0
+    #: A scenario (see ``X-Wanmock-Scenario``) applied to every job that does not name one.
+    scenario: str = ""
     #: Expired jobs stay answerable as "expired" for this long, then are evicted (404).
     evict_after: float = DAY
     #: Hard cap on retained jobs; the oldest are evicted first when it is exceeded.

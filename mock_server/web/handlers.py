@@ -74,8 +74,8 @@ async def submit(rt: Runtime, dialect: Dialect, request: Request) -> Reply:
     )
     wait = dialect.sync_deadline(request.query_params)
     plan = rt.engine.default_plan()
-    scenario = request.headers.get(HEADER)
-    if scenario is not None:
+    scenario = request.headers.get(HEADER) or rt.engine.lifecycle.scenario
+    if scenario:
         plan = apply_scenario(plan, scenario, backlog_drain=rt.engine.lifecycle.backlog_drain)
     view = rt.engine.submit(
         provider=dialect.name,

@@ -16,11 +16,12 @@ from ..clock import Clock
 from ..config import Config
 from ..dialects import Dialect, Links
 from ..engine import Engine
-from ..errors import AuthError
+from ..errors import AuthError, ConfigError, InvalidRequest
 from ..faults import FaultInjector
 from ..images import Renderer, UrlSigner
 from ..journal import Journal
 from ..lifecycle import JobView
+from ..scenarios import parse_scenario
 
 __all__ = ["Runtime", "bearer_key", "owner_of"]
 
@@ -35,6 +36,14 @@ def bearer_key(header: str) -> str | None:
     scheme, _, key = header.partition(" ")
     key = key.strip()
     return key if scheme.lower() == "bearer" and key else None
+
+
+def _check_scenario(config: Config) -> None:
+    if config.lifecycle.scenario:
+        try:
+            parse_scenario(config.lifecycle.scenario)
+        except InvalidRequest as exc:
+            raise ConfigError(f"lifecycle.scenario: {exc.message}") from None
 
 
 def _faults(config: Config, seed: int) -> FaultInjector:
@@ -61,6 +70,7 @@ class Runtime:
     journal: Journal = field(init=False)
 
     def __post_init__(self) -> None:
+        _check_scenario(self.config)
         self.signer = UrlSigner(random.Random(self.engine.seed).randbytes(32))
         self.faults = _faults(self.config, self.engine.seed)
         self.journal = Journal(capacity=self.config.journal.capacity,
@@ -72,7 +82,8 @@ class Runtime:
 
     def use_preset(self, name: str) -> Config:
         """Switch to a preset for every job submitted from now on (jobs in flight keep theirs)."""
-        self.config = self.config.with_preset(name)
+        _check_scenario(config := self.config.with_preset(name))
+        self.config = config
         self.engine.lifecycle = self.config.lifecycle
         self.faults = _faults(self.config, self.engine.seed)
         return self.config

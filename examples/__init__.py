@@ -1,0 +1,1 @@
+"""Reference clients for both providers (they pass the whole wanmock client matrix)."""
