@@ -133,8 +133,11 @@ class FailedStatusWord(enum.StrEnum):
 class AuthErrorStyle(enum.StrEnum):
     """How RunComfy answers a bad key."""
 
-    CODE_400004 = "400004"  #: Model API doc: HTTP 400, UserAccountError
-    CODE_401001 = "401001"  #: Serverless doc: HTTP 401, Unauthorized
+    #: Serverless doc's 401001 Unauthorized at HTTP 401; RunComfy's CLI treats 401/403 as auth.
+    CODE_401001 = "401001"
+    #: Model API doc's code 400004 UserAccountError, at HTTP 400 (the status is only inferred
+    #: from the code's prefix).
+    CODE_400004 = "400004"
 
 
 class OutputField(enum.StrEnum):
@@ -153,7 +156,7 @@ class RunComfyConfig:
     submit_status: int = 200
     result_before_done: NotReadyStyle = NotReadyStyle.STATE
     failed_status_word: FailedStatusWord = FailedStatusWord.FAILED
-    auth_error: AuthErrorStyle = AuthErrorStyle.CODE_400004
+    auth_error: AuthErrorStyle = AuthErrorStyle.CODE_401001
     output_field: OutputField = OutputField.IMAGE
     #: Reject body fields that the input schema does not define.
     reject_unknown_fields: bool = True

@@ -21,11 +21,13 @@ from ..lifecycle import JobRequest, JobView
 from ..vocab import Operation, Phase
 
 __all__ = [
+    "COMMON_ERRORS",
     "Dialect",
     "Links",
     "Operation",
     "Reply",
     "Route",
+    "error_responses",
     "iso8601",
     "schema_violations",
 ]
@@ -45,6 +47,8 @@ class Route:
     responses: Mapping[int, tuple[str | None, str]]
     #: Query parameters: name -> (JSON schema, description).
     query: Mapping[str, tuple[Mapping[str, Any], str]] = field(default_factory=dict)
+    #: JSON schemas of path parameters (what a well-formed id looks like).
+    path_params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +130,15 @@ class Dialect(Protocol):
     def render_error(self, error: ApiError) -> Reply:
         """The provider's error body and status for a domain error."""
         ...
+
+
+#: Statuses any provider endpoint can answer: a bad key, a rate limit, injected faults.
+COMMON_ERRORS = (401, 429, 500, 502, 503, 504)
+
+
+def error_responses(schema: str, *codes: int) -> dict[int, tuple[str | None, str]]:
+    """Route-table entries for error statuses: ``codes`` plus :data:`COMMON_ERRORS`."""
+    return {code: (schema, "error") for code in sorted({*codes, *COMMON_ERRORS})}
 
 
 def schema_violations(schema: str, body: Any) -> InvalidRequest | None:

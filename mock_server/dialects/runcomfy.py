@@ -32,7 +32,7 @@ from ..errors import (
 )
 from ..lifecycle import JobRequest, JobView
 from ..vocab import Phase
-from .base import Links, Operation, Reply, Route, iso8601, schema_violations
+from .base import Links, Operation, Reply, Route, error_responses, iso8601, schema_violations
 
 __all__ = ["RunComfy"]
 
@@ -49,12 +49,15 @@ _STATUS = {
 }
 _RESULT = {**_STATUS, Phase.SUCCEEDED: "succeeded"}
 _ERROR = "runcomfy/error"
-_E = (_ERROR, "error (error_code, error_message, detail)")
+#: Errors of the endpoints addressed by request_id: malformed id, another key's, unknown.
+_BY_ID = (400, 403, 404)
+_REQUEST_ID = {"job_id": {"type": "string", "format": "uuid",
+                          "pattern": "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"}}
 
 #: Domain error kind -> (HTTP status, error_code, name). Codes from the Model API docs [S-RC3]
 #: and the Serverless docs [S-RC5]; the rest follow their rule "first three digits = HTTP status".
 _ERRORS: dict[str, tuple[int, int, str]] = {
-    "auth": (400, 400004, "UserAccountError"),
+    "auth": (401, 401001, "Unauthorized"),
     "malformed_body": (422, 422001, "Validation Error"),
     "unsupported_media_type": (422, 422001, "Validation Error"),
     "invalid_request": (422, 422001, "Validation Error"),
@@ -84,17 +87,21 @@ class RunComfy:
               INPUT_SCHEMA,
               {200: ("runcomfy/submit-response", "queued (docs: 200)"),
                202: ("runcomfy/submit-response", "queued (RunComfy's own mock: 202)"),
-               400: _E, 413: _E, 422: _E, 429: _E}),
+               **error_responses(_ERROR, 400, 413, 422)},
+              path_params={"model_id": {"enum": [MODEL]}}),
         Route(Operation.STATUS, "GET", "/v1/requests/{job_id}/status", "Poll a request", None,
-              {200: ("runcomfy/status", "current status"), 400: _E, 403: _E, 404: _E, 429: _E}),
+              {200: ("runcomfy/status", "current status"), **error_responses(_ERROR, *_BY_ID)},
+              path_params=_REQUEST_ID),
         Route(Operation.RESULT, "GET", "/v1/requests/{job_id}/result",
               "Fetch the result (or the current state)", None,
               {200: ("runcomfy/result", "outputs, or the current state"),
-               400: _E, 403: _E, 404: _E, 429: _E}),
+               **error_responses(_ERROR, *_BY_ID)},
+              path_params=_REQUEST_ID),
         Route(Operation.CANCEL, "POST", "/v1/requests/{job_id}/cancel",
               "Cancel a queued request", None,
               {202: ("runcomfy/cancel-response", "outcome cancelled or not_cancellable"),
-               400: _E, 403: _E, 404: _E, 429: _E}),
+               **error_responses(_ERROR, *_BY_ID)},
+              path_params=_REQUEST_ID),
     )
 
     def __init__(self, config: Config) -> None:
@@ -210,8 +217,8 @@ class RunComfy:
 
     def render_error(self, error: ApiError) -> Reply:
         status, code, name = _ERRORS.get(error.kind, (400, 400000, "BadRequest"))
-        if error.kind == "auth" and self.config.auth_error is AuthErrorStyle.CODE_401001:
-            status, code, name = 401, 401001, "Unauthorized"
+        if error.kind == "auth" and self.config.auth_error is AuthErrorStyle.CODE_400004:
+            status, code, name = 400, 400004, "UserAccountError"
         headers: dict[str, str] = {}
         detail: Any = None
         if isinstance(error, InvalidRequest):

@@ -31,7 +31,7 @@ from ..errors import (
 )
 from ..lifecycle import JobRequest, JobView
 from ..vocab import FailureKind, Phase
-from .base import Links, Operation, Reply, Route, schema_violations
+from .base import Links, Operation, Reply, Route, error_responses, schema_violations
 
 __all__ = ["TheRouter"]
 
@@ -47,7 +47,7 @@ _STATUS = {
 }
 _JOB = "therouter/job"
 _ERROR = "therouter/error"
-_E = (_ERROR, "error (OpenAI style)")
+_JOB_ID = {"job_id": {"type": "string", "pattern": "^img_[0-9A-Za-z]{26}$"}}
 _ASYNC_QUERY = {"async": ({"type": "string", "enum": ["true", "false"]},
                           "true: answer 202 with a job at once; otherwise wait (sync mode)")}
 
@@ -90,20 +90,25 @@ class TheRouter:
               "therouter/submit-request",
               {202: (_JOB, "job accepted (async=true)"),
                200: ("therouter/sync-response", "sync mode: the finished images"),
-               400: _E, 401: _E, 404: _E, 413: _E, 415: _E, 429: _E, 504: _E},
+               **error_responses(_ERROR, 400, 404, 409, 413, 415)},
               _ASYNC_QUERY),
         Route(Operation.STATUS, "GET", "/v1/jobs/{job_id}", "Poll a job", None,
-              {200: (_JOB, "the job in its current state"), 401: _E, 404: _E, 429: _E}),
+              {200: (_JOB, "the job in its current state"), **error_responses(_ERROR, 404)},
+              path_params=_JOB_ID),
         Route(Operation.CONTENT, "GET", "/v1/jobs/{job_id}/content",
               "Download the image (302 to a pre-signed URL)", None,
-              {302: (None, "redirect to the image"), 401: _E, 404: _E, 409: _E, 410: _E},
-              {"index": ({"type": "integer", "minimum": 0}, "which image when n > 1")}),
+              {302: (None, "redirect to the image"),
+               **error_responses(_ERROR, 400, 404, 409, 410)},
+              {"index": ({"type": "integer", "minimum": 0}, "which image when n > 1")},
+              path_params=_JOB_ID),
         Route(Operation.CANCEL, "POST", "/v1/jobs/{job_id}/cancel",
               "Cancel a queued job (path assumed)", None,
-              {200: (_JOB, "the cancelled job"), 401: _E, 404: _E, 409: _E}),
+              {200: (_JOB, "the cancelled job"), **error_responses(_ERROR, 404, 409)},
+              path_params=_JOB_ID),
         Route(Operation.CANCEL, "DELETE", "/v1/jobs/{job_id}",
               "Cancel a queued job (alternative path, assumed)", None,
-              {200: (_JOB, "the cancelled job"), 401: _E, 404: _E, 409: _E}),
+              {200: (_JOB, "the cancelled job"), **error_responses(_ERROR, 404, 409)},
+              path_params=_JOB_ID),
     )
 
     def __init__(self, config: Config) -> None:

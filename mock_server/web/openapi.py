@@ -37,7 +37,8 @@ def openapi_document(dialects: Iterable[Dialect]) -> dict[str, Any]:
                 "tags": [dialect.title],
                 "security": [{"bearer": []}],
                 "parameters": [
-                    {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                    {"name": name, "in": "path", "required": True,
+                     "schema": dict(route.path_params.get(name, {"type": "string"}))}
                     for name in _PARAM.findall(route.path)
                 ]
                 + [

@@ -84,11 +84,11 @@ async def test_failed_status_word_can_be_the_documented_completed(
 async def test_auth_error_variants(
     make_app: Callable[..., Starlette], connect: Callable[..., Checked]
 ) -> None:
-    documented = await connect(make_app(), key=None).post(SUBMIT, json={"prompt": "x"})
-    assert documented.status_code == 400 and documented.json()["error_code"] == 400004
-    serverless = connect(make_app(runcomfy={"auth_error": "401001"}), key=None)
-    answer = await serverless.post(SUBMIT, json={"prompt": "x"})
-    assert answer.status_code == 401 and answer.json()["error_code"] == 401001
+    default = await connect(make_app(), key=None).post(SUBMIT, json={"prompt": "x"})
+    assert default.status_code == 401 and default.json()["error_code"] == 401001
+    model_api = connect(make_app(runcomfy={"auth_error": "400004"}), key=None)
+    answer = await model_api.post(SUBMIT, json={"prompt": "x"})
+    assert answer.status_code == 400 and answer.json()["error_code"] == 400004
 
 
 async def test_unknown_model_and_malformed_request_id(http: Checked) -> None:

@@ -1,0 +1,24 @@
+"""Schemathesis, an independent API fuzzer, against the fake's own /openapi.json.
+
+Every check Schemathesis has is on: server errors, status codes and content types the spec does
+not document, response bodies and headers against their schemas, negative data accepted, missing
+or invalid auth accepted. The fake accepts only its configured key here, as a real provider does.
+Bounded by the Hypothesis profile (``dev`` in ``make test``, ``ci`` in ``make test-props``).
+"""
+
+from __future__ import annotations
+
+import schemathesis
+from hypothesis import HealthCheck, settings
+
+from mock_server import Config, FakeClock, create_app
+
+KEY = "schemathesis-key"
+APP = create_app(Config().replace(server={"seed": 11, "api_keys": [KEY]}), clock=FakeClock())
+schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
+
+
+@schema.parametrize()
+@settings(deadline=None, suppress_health_check=list(HealthCheck))
+def test_the_fake_survives_schemathesis(case: schemathesis.Case) -> None:
+    case.call_and_validate(headers={"Authorization": f"Bearer {KEY}"})
