@@ -34,7 +34,8 @@ class Driver:
     async def submit(self, body: Mapping[str, Any] | None = None, **kw: Any) -> httpx.Response:
         raise NotImplementedError
 
-    def job_id(self, submitted: httpx.Response) -> str:
+    @classmethod
+    def job_id(cls, submitted: httpx.Response) -> str:
         raise NotImplementedError
 
     async def status(self, job_id: str) -> httpx.Response:
@@ -46,18 +47,20 @@ class Driver:
     async def cancel(self, job_id: str) -> httpx.Response:
         raise NotImplementedError
 
-    def phase(self, status: httpx.Response) -> Phase:
+    @classmethod
+    def phase(cls, status: httpx.Response) -> Phase:
         """The neutral phase in a status response; ``ValueError`` names an unknown word."""
         try:
             word = status.json()["status"]
         except (ValueError, KeyError, TypeError):
             raise ValueError(f"no status in {status.text[:120]!r}") from None
-        if word not in self.phases:
-            raise ValueError(f"unknown status word {word!r}; {self.provider} uses "
-                             f"{', '.join(self.phases)}")
-        return self.phases[word]
+        if word not in cls.phases:
+            raise ValueError(f"unknown status word {word!r}; {cls.provider} uses "
+                             f"{', '.join(cls.phases)}")
+        return cls.phases[word]
 
-    def image_urls(self, result: httpx.Response) -> list[str]:
+    @classmethod
+    def image_urls(cls, result: httpx.Response) -> list[str]:
         """Artifact URLs in a finished job's result."""
         raise NotImplementedError
 
@@ -81,7 +84,8 @@ class TheRouterDriver(Driver):
         return await self.http.post("/v1/images/generations", params={"async": "true"},
                                      json=self.valid_body() if body is None else dict(body), **kw)
 
-    def job_id(self, submitted: httpx.Response) -> str:
+    @classmethod
+    def job_id(cls, submitted: httpx.Response) -> str:
         return str(submitted.json()["id"])
 
     async def status(self, job_id: str) -> httpx.Response:
@@ -92,7 +96,8 @@ class TheRouterDriver(Driver):
     async def cancel(self, job_id: str) -> httpx.Response:
         return await self.http.post(f"/v1/jobs/{job_id}/cancel")
 
-    def image_urls(self, result: httpx.Response) -> list[str]:
+    @classmethod
+    def image_urls(cls, result: httpx.Response) -> list[str]:
         return list(result.json()["unsigned_urls"])
 
 
@@ -114,7 +119,8 @@ class RunComfyDriver(Driver):
         return await self.http.post(f"/v1/models/{self.model}",
                                     json=self.valid_body() if body is None else dict(body), **kw)
 
-    def job_id(self, submitted: httpx.Response) -> str:
+    @classmethod
+    def job_id(cls, submitted: httpx.Response) -> str:
         return str(submitted.json()["request_id"])
 
     async def status(self, job_id: str) -> httpx.Response:
@@ -126,7 +132,8 @@ class RunComfyDriver(Driver):
     async def cancel(self, job_id: str) -> httpx.Response:
         return await self.http.post(f"/v1/requests/{job_id}/cancel")
 
-    def image_urls(self, result: httpx.Response) -> list[str]:
+    @classmethod
+    def image_urls(cls, result: httpx.Response) -> list[str]:
         output = result.json()["output"]
         return [output["image"]] if "image" in output else list(output["images"])
 
