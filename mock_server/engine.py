@@ -78,11 +78,13 @@ class Engine:
             max_jobs=lifecycle.max_jobs
         )
         self._queues: dict[tuple[str, str], FifoQueue] = {}
+        self._submits = 0
 
     def reset(self) -> None:
         """Forget every job and queue and reseed: as if freshly created."""
         self.store.clear()
         self._queues.clear()
+        self._submits = 0
         self.rng = random.Random(self.seed)
 
     def default_plan(self) -> Plan:
@@ -114,6 +116,9 @@ class Engine:
     ) -> JobView:
         """Create a job; ``make_id`` draws a provider-shaped id from the engine's RNG."""
         self.store.evict(now)
+        self._submits += 1
+        if self._submits % 1024 == 0:  # forget the queues of keys gone quiet
+            self._queues = {k: q for k, q in self._queues.items() if not q.idle(now)}
         plan = plan or self.default_plan()
         if request.seed is None:  # the client sent none: draw one, as the providers do
             request = dataclasses.replace(request, seed=self.rng.randrange(2**31))
@@ -229,6 +234,11 @@ class Engine:
                 self.store.put(dataclasses.replace(
                     record, start_at=slot.start, end_at=slot.end,
                 ))
+
+    @property
+    def queue_count(self) -> int:
+        """How many per-key (or per-provider) queues are held."""
+        return len(self._queues)
 
     def _queue(self, provider: str, owner: str) -> FifoQueue:
         key = (provider, owner if self.lifecycle.queue_scope is QueueScope.ACCOUNT else "")

@@ -136,6 +136,9 @@ class Journal:
                 flags.append(IGNORED_RETRY_AFTER)
             if retry_after is not None:
                 self._not_before[key] = sim_time + retry_after
+                if len(self._not_before) > self.max_jobs:  # forget waits already over
+                    self._not_before = {k: t for k, t in self._not_before.items()
+                                        if t > sim_time}
         summary = self._summary(job_id, provider, key) if job_id else None
         if summary is not None:
             self._update(summary, op, status, phase, sim_time, fault, flags)

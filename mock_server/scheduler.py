@@ -58,6 +58,11 @@ class FifoQueue:
         """Number of jobs waiting (as of the last call that passed a time)."""
         return len(self._waiting) - self._head
 
+    def idle(self, now: float) -> bool:
+        """True when nothing waits and every slot is free: a fresh queue would behave the same."""
+        self._prune(now)
+        return len(self) == 0 and max(self._slot_free) <= now
+
     def admit(
         self, job_id: str, *, ready_at: float, run_seconds: float, now: float
     ) -> tuple[int, float, float]:

@@ -51,8 +51,7 @@ _RESULT = {**_STATUS, Phase.SUCCEEDED: "succeeded"}
 _ERROR = "runcomfy/error"
 #: Errors of the endpoints addressed by request_id: malformed id, another key's, unknown.
 _BY_ID = (400, 403, 404)
-_REQUEST_ID = {"job_id": {"type": "string", "format": "uuid",
-                          "pattern": "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"}}
+_REQUEST_ID = {"job_id": {"type": "string", "format": "uuid", "pattern": _ID.pattern}}
 
 #: Domain error kind -> (HTTP status, error_code, name). Codes from the Model API docs [S-RC3]
 #: and the Serverless docs [S-RC5]; the rest follow their rule "first three digits = HTTP status".
