@@ -29,8 +29,8 @@ lint: $(STAMP) ## ruff
 typecheck: $(STAMP) ## mypy --strict on the packages
 	.venv/bin/mypy
 
-bench: $(STAMP) ## benchmarks (not part of make test)
-	$(PY) -m pytest -q benchmarks -p no:randomly --benchmark-only $(ARGS)
+bench: $(STAMP) ## micro-benchmarks, then the whole-server benchmark (not part of make test)
+	$(PY) -m pytest -q benchmarks --benchmark-only --benchmark-columns=mean,median,ops $(ARGS) && $(PY) benchmarks/server.py
 
 clean: ## remove .venv and caches
 	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache .hypothesis .benchmarks build dist *.egg-info

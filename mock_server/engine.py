@@ -174,16 +174,15 @@ class Engine:
 
     def view(self, record: JobRecord, now: float) -> JobView:
         """``state_at`` plus the queue position the scheduler knows."""
-        view = state_at(record, now)
-        if view.phase is Phase.QUEUED:
-            if record.ahead is not None:
-                elapsed = now - record.created_at
-                drained = 0 if math.isinf(record.drain) else int(elapsed // record.drain)
-                position = max(0, record.ahead - drained)
-            else:
-                position = self._queue(record.provider, record.owner).position(record.seq, now=now)
-            view = dataclasses.replace(view, queue_position=position)
-        return view
+        if now >= record.start_at or now >= record.expires_at or record.cancelled_at is not None:
+            return state_at(record, now)  # not queued (or about to say so): no position needed
+        if record.ahead is not None:
+            elapsed = now - record.created_at
+            drained = 0 if math.isinf(record.drain) else int(elapsed // record.drain)
+            position = max(0, record.ahead - drained)
+        else:
+            position = self._queue(record.provider, record.owner).position(record.seq, now=now)
+        return state_at(record, now, queue_position=position)
 
     def note_poll(self, view: JobView) -> JobView:
         """Count a status poll; a job scripted to end at the N-th poll ends now."""

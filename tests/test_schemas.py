@@ -73,3 +73,25 @@ def test_job_schema_requires_urls_only_when_succeeded() -> None:
     assert not schemas.check("therouter/job", {**base, "result": {"data": [{"url": "https://a"}]}})
     assert schemas.check("therouter/job", {"id": "img_x", "status": "queued",
                                            "unsigned_urls": ["https://a"]})
+
+
+@pytest.mark.parametrize("provider", ["therouter", "runcomfy"])
+def test_the_fast_validator_agrees_with_jsonschema(provider: str) -> None:
+    """check() trusts the Rust validator's "valid"; both must agree on every generated body."""
+    from hypothesis import given, settings
+
+    from contracts.strategies import invalid_requests, valid_requests
+
+    name = f"{provider}/submit-request"
+
+    def agree(body: object) -> None:
+        slow_valid = not list(schemas.validator(name).iter_errors(body))
+        assert schemas._fast(name).is_valid(body) == slow_valid, body
+
+    settings(max_examples=60)(given(valid_requests(provider))(agree))()
+    settings(max_examples=60)(given(invalid_requests(provider).map(lambda c: c.body))(agree))()
+    for example in EXAMPLES:
+        if example.path.suffix == ".json":
+            body = json.loads(example.path.read_text())
+            assert schemas._fast(example.schema).is_valid(body) == (
+                not list(schemas.validator(example.schema).iter_errors(body)))

@@ -16,6 +16,7 @@ from starlette.types import Receive, Scope, Send
 
 from ..errors import ApiError, InjectedFault, RateLimited
 from ..faults import Decision
+from ..lifecycle import state_at
 from ..vocab import FaultKind, Operation, Phase
 from .runtime import Runtime
 
@@ -69,7 +70,7 @@ async def guarded(
 
 def _peek(rt: Runtime, job_id: str | None, now: float) -> Phase | None:
     record = rt.engine.store.get(job_id) if job_id else None
-    return rt.engine.view(record, now).phase if record is not None else None
+    return state_at(record, now).phase if record is not None else None
 
 
 def _as_error(decision: Decision) -> ApiError | None:

@@ -62,7 +62,7 @@ class JournalMiddleware:
             method=scope["method"],
             path=scope["path"],
             job_id=state.get("job_id") or (view.id if view is not None else None),
-            key=_key(scope),
+            key=state["owner"] if "owner" in state else _key(scope),
             status=answer["status"],
             sim_time=arrived,
             real_time=time.time(),

@@ -1,1 +1,0 @@
-"""Benchmarks live here (make bench); see README."""

@@ -1,0 +1,42 @@
+"""Shared fixtures for the micro-benchmarks: engines pre-filled with named sizes of jobs."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from mock_server.config import LifecycleConfig, QueueScope
+from mock_server.distributions import Fixed, Uniform
+from mock_server.engine import Engine
+from mock_server.lifecycle import JobRequest
+
+#: Named sizes; ``WANMOCK_BENCH_SIZES=1k,100k`` narrows them (1M takes ~20 s to build).
+SIZES = {"1k": 1_000, "100k": 100_000, "1M": 1_000_000}
+SELECTED = [s for s in os.environ.get("WANMOCK_BENCH_SIZES", "1k,100k,1M").split(",") if s]
+REQUEST = JobRequest(model="wan/wan2.2-t2i-flash", prompt="a lighthouse at dusk, oil painting",
+                     width=1024, height=1024, seed=7)
+_ENGINES: dict[str, tuple[Engine, list[str]]] = {}
+
+
+def filled_engine(size: str) -> tuple[Engine, list[str]]:
+    """An engine holding ``SIZES[size]`` jobs from 1000 keys (built once per run)."""
+    if size not in _ENGINES:
+        config = LifecycleConfig(run_time=Uniform(30, 180), queue_delay=Fixed(1),
+                                 concurrency=2, queue_scope=QueueScope.ACCOUNT)
+        engine = Engine(config, seed=42)
+        counter = iter(range(10**9))
+        ids = []
+        for i in range(SIZES[size]):
+            view = engine.submit(provider="therouter", owner=f"k{i % 1000}", request=REQUEST,
+                                 retention=604_800.0, now=float(i) * 0.01,
+                                 make_id=lambda rng: f"img_{next(counter):026d}")
+            ids.append(view.id)
+        _ENGINES[size] = (engine, ids)
+    return _ENGINES[size]
+
+
+@pytest.fixture(params=SELECTED)
+def sized(request: pytest.FixtureRequest) -> tuple[str, Engine, list[str]]:
+    engine, ids = filled_engine(request.param)
+    return request.param, engine, ids
