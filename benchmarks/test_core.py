@@ -22,7 +22,7 @@ BODY = {"model": "wan/wan2.2-t2i-flash", "prompt": "a lighthouse at dusk", "size
 @pytest.mark.benchmark(group="poll-state")
 def test_state_per_poll(benchmark, sized) -> None:  # type: ignore[no-untyped-def]
     """Cost of computing one job's view as the number of retained jobs grows."""
-    name, engine, ids = sized
+    _, engine, ids = sized
     rng = random.Random(1)
     picks = [(ids[rng.randrange(len(ids))], f"k{0}") for _ in range(1000)]
     owners = {job: engine.store.get(job).owner for job, _ in picks}  # type: ignore[union-attr]

@@ -23,6 +23,8 @@ class Driver:
     model: ClassVar[str]
     #: Status word on the status endpoint -> neutral phase.
     phases: ClassVar[Mapping[str, Phase]]
+    #: Whether a succeeded status answer already carries the image URLs.
+    urls_in_status: ClassVar[bool] = False
 
     def __init__(self, http: httpx.AsyncClient) -> None:
         self.http = http
@@ -68,6 +70,7 @@ class Driver:
 class TheRouterDriver(Driver):
     provider = "therouter"
     model = "wan/wan2.2-t2i-flash"
+    urls_in_status = True
     phases: ClassVar[Mapping[str, Phase]] = {
         "queued": Phase.QUEUED,
         "in_progress": Phase.RUNNING,

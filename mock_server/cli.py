@@ -71,6 +71,20 @@ def build_parser() -> argparse.ArgumentParser:
     smoke.add_argument("--yes", action="store_true", help="confirm the spend")
     smoke.add_argument("--save-dir", metavar="DIR",
                        help="save the real responses (key redacted) as schema examples here")
+    load = commands.add_parser("load", help="many simulated clients polling a server")
+    _provider_flags(load)
+    load.add_argument("--base-url", default="http://127.0.0.1:8000")
+    load.add_argument("--clients", type=_count, default=10, metavar="N")
+    load.add_argument("--duration", type=_positive, default=10.0, metavar="S",
+                      help="real seconds to run (default 10)")
+    load.add_argument("--max-jobs", type=_count, help="stop submitting after this many jobs")
+    load.add_argument("--poll-interval", type=_positive, default=1.0, metavar="S")
+    load.add_argument("--policy", choices=["fixed", "backoff", "retry-after"],
+                      default="retry-after", help="polling policy (default retry-after)")
+    load.add_argument("--allow-remote", action="store_true",
+                      help="allow a non-loopback base URL (a real provider: costs money)")
+    load.add_argument("--yes", action="store_true", help="confirm the spend with --allow-remote")
+    load.add_argument("--json", action="store_true", help="print the report as JSON")
     return parser
 
 
@@ -140,12 +154,59 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command in ("verify", "smoke"):
         return _check_provider(parser, args)
+    if args.command == "load":
+        return _load(parser, args)
     try:
         config = config_from_args(args)
         if args.command == "serve":
             serve(config, args.log_level)
     except ConfigError as exc:
         parser.exit(2, f"wanmock: error: {exc}\n")
+    return 0
+
+
+def _load(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    import asyncio
+    import json
+
+    from contracts.load import LoadReport, PollPolicy, is_loopback, run_load
+    from contracts.smoke import cost_statement, find_key
+
+    remote = not is_loopback(args.base_url)
+    if remote and not args.allow_remote:
+        parser.exit(2, f"wanmock: error: --base-url {args.base_url} is not loopback; add "
+                       "--allow-remote (and --max-jobs, --yes) to load a real provider\n")
+    if remote:
+        if args.max_jobs is None:
+            parser.exit(2, "wanmock: error: --max-jobs is required with --allow-remote\n")
+        print(cost_statement(args.provider, args.max_jobs, args.base_url))
+        if not args.yes:
+            parser.exit(2, "wanmock: error: this spends real money; add --yes to go ahead\n")
+    key = args.api_key or find_key(args.provider) or "wanmock-load"
+    progress = None
+    live = None
+    if not args.json and sys.stdout.isatty():
+        from rich.live import Live
+
+        live = Live(refresh_per_second=4, transient=True)
+        live.start()
+
+        def progress(report: LoadReport) -> None:
+            data = report.summary()
+            live.update(f"{data['seconds']:.1f} s  {data['requests']} requests  "
+                        f"{data['throughput_rps']} req/s  finished {data['finished']}  "
+                        f"errors {sum(report.errors.values())}")
+
+    try:
+        report = asyncio.run(run_load(
+            args.provider, args.base_url, clients=args.clients, duration=args.duration,
+            max_jobs=args.max_jobs, policy=PollPolicy(args.policy),
+            poll_interval=args.poll_interval, api_key=key, allow_remote=args.allow_remote,
+            progress=progress))
+    finally:
+        if live is not None:
+            live.stop()
+    print(json.dumps(report.summary(), indent=2) if args.json else report.render())
     return 0
 
 

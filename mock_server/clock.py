@@ -129,6 +129,11 @@ class FakeClock:
                 heapq.heapify(self._waiters)
             raise
 
+    def next_deadline(self) -> float | None:
+        """The earliest time a waiting coroutine wants, if any (for autojumping drivers)."""
+        with self._lock:
+            return self._waiters[0][0] if self._waiters else None
+
     @property
     def pending(self) -> int:
         """How many coroutines are currently waiting on this clock."""
