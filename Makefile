@@ -30,7 +30,7 @@ typecheck: $(STAMP) ## mypy --strict on the packages
 	.venv/bin/mypy
 
 bench: $(STAMP) ## micro-benchmarks, then the whole-server benchmark (not part of make test)
-	$(PY) -m pytest -q benchmarks --benchmark-only --benchmark-columns=mean,median,ops $(ARGS) && $(PY) benchmarks/server.py
+	$(PY) -m pytest -q benchmarks --benchmark-only --benchmark-columns=mean,median,ops $(ARGS) && $(PY) benchmarks/memory.py && $(PY) benchmarks/server.py
 
 clean: ## remove .venv and caches
 	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache .hypothesis .benchmarks build dist *.egg-info

@@ -13,6 +13,7 @@ no I/O, no background task, no ``async``: a million idle jobs cost only their me
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 
@@ -36,8 +37,16 @@ class JobRequest:
     seed: int | None = None
     negative_prompt: str = ""
     prompt_extend: bool = False
-    #: The body as the client sent it (after defaults), kept so nothing submitted is lost.
-    raw: tuple[tuple[str, object], ...] = ()
+    #: The rest of the body as the client sent it (after defaults), as compact JSON bytes
+    #: without the prompt (kept once, above): nothing submitted is lost; see :attr:`submitted`.
+    params: bytes = b"{}"
+
+    @property
+    def submitted(self) -> dict[str, object]:
+        """The whole submitted body, defaults applied."""
+        body: dict[str, object] = json.loads(self.params)
+        body["prompt"] = self.prompt
+        return body
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,6 +6,7 @@ A dialect holds only what differs between providers. The HTTP layer owns the flo
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ __all__ = [
     "Operation",
     "Reply",
     "Route",
+    "compact_json",
     "error_responses",
     "iso8601",
     "schema_violations",
@@ -147,6 +149,12 @@ def schema_violations(schema: str, body: Any) -> InvalidRequest | None:
     if not issues:
         return None
     return InvalidRequest([Violation(i.field, i.rule, i.message) for i in issues])
+
+
+def compact_json(body: Mapping[str, Any]) -> bytes:
+    """The body without its prompt as sorted, compact JSON bytes (how requests are kept)."""
+    rest = {k: v for k, v in body.items() if k != "prompt"}
+    return json.dumps(rest, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def iso8601(when: float) -> str:

@@ -32,7 +32,16 @@ from ..errors import (
 )
 from ..lifecycle import JobRequest, JobView
 from ..vocab import Phase
-from .base import Links, Operation, Reply, Route, error_responses, iso8601, schema_violations
+from .base import (
+    Links,
+    Operation,
+    Reply,
+    Route,
+    compact_json,
+    error_responses,
+    iso8601,
+    schema_violations,
+)
 
 __all__ = ["RunComfy"]
 
@@ -139,14 +148,14 @@ class RunComfy:
         match = _ASPECT.match(values["aspect_ratio"])
         assert match is not None  # guaranteed by the schema's enum
         return JobRequest(
-            model=model,
+            model=MODEL,  # the canonical string, shared by every job
             prompt=values["prompt"],
             negative_prompt=values["negative_prompt"],
             width=int(match.group(1)),
             height=int(match.group(2)),
             seed=int(values["seed"]),
             prompt_extend=bool(values["prompt_extend"]),
-            raw=tuple(sorted(values.items())),
+            params=compact_json(values),
         )
 
     def sync_deadline(self, query: Mapping[str, str]) -> float | None:

@@ -31,7 +31,7 @@ from ..errors import (
 )
 from ..lifecycle import JobRequest, JobView
 from ..vocab import FailureKind, Phase
-from .base import Links, Operation, Reply, Route, error_responses, schema_violations
+from .base import Links, Operation, Reply, Route, compact_json, error_responses, schema_violations
 
 __all__ = ["TheRouter"]
 
@@ -150,13 +150,13 @@ class TheRouter:
             raise UnknownModel(body["model"], self.models)
         width, height = (int(side) for side in body.get("size", "1024x1024").split("x"))
         return JobRequest(
-            model=body["model"],
+            model=MODEL,  # the canonical string, shared by every job
             prompt=body["prompt"],
             width=width,
             height=height,
             n=int(body.get("n", 1)),
             seed=int(body["seed"]) if "seed" in body else None,
-            raw=tuple(sorted(body.items())),
+            params=compact_json(body),
         )
 
     def sync_deadline(self, query: Mapping[str, str]) -> float | None:
