@@ -17,7 +17,14 @@ import schemas
 
 from ..config import Config
 from ..engine import CancelResult
-from ..errors import ApiError, InvalidRequest, Violation
+from ..errors import (
+    ApiError,
+    InjectedFault,
+    InvalidRequest,
+    MethodNotAllowed,
+    RateLimited,
+    Violation,
+)
 from ..lifecycle import JobRequest, JobView
 from ..vocab import Operation, Phase
 
@@ -29,6 +36,7 @@ __all__ = [
     "Reply",
     "Route",
     "compact_json",
+    "error_headers",
     "error_responses",
     "iso8601",
     "schema_violations",
@@ -149,6 +157,16 @@ def schema_violations(schema: str, body: Any) -> InvalidRequest | None:
     if not issues:
         return None
     return InvalidRequest([Violation(i.field, i.rule, i.message) for i in issues])
+
+
+def error_headers(error: ApiError) -> dict[str, str]:
+    """HTTP headers every provider sends with an error: ``Allow`` on 405, ``Retry-After``."""
+    headers: dict[str, str] = {}
+    if isinstance(error, MethodNotAllowed):
+        headers["allow"] = ", ".join(error.allowed)
+    if isinstance(error, RateLimited | InjectedFault) and error.retry_after is not None:
+        headers["retry-after"] = str(max(1, round(error.retry_after)))
+    return headers
 
 
 def compact_json(body: Mapping[str, Any]) -> bytes:

@@ -25,9 +25,7 @@ from ..errors import (
     InvalidRequest,
     JobNotFound,
     MalformedId,
-    MethodNotAllowed,
     NotReady,
-    RateLimited,
     UnknownModel,
 )
 from ..lifecycle import JobRequest, JobView
@@ -38,6 +36,7 @@ from .base import (
     Reply,
     Route,
     compact_json,
+    error_headers,
     error_responses,
     iso8601,
     schema_violations,
@@ -227,21 +226,16 @@ class RunComfy:
         status, code, name = _ERRORS.get(error.kind, (400, 400000, "BadRequest"))
         if error.kind == "auth" and self.config.auth_error is AuthErrorStyle.CODE_400004:
             status, code, name = 400, 400004, "UserAccountError"
-        headers: dict[str, str] = {}
         detail: Any = None
         if isinstance(error, InvalidRequest):
             detail = [{"loc": _loc(v.field), "msg": v.message, "type": v.rule}
                       for v in error.violations]
         elif error.kind in ("malformed_body", "unsupported_media_type"):
             detail = [{"loc": ["body"], "msg": error.message, "type": error.kind}]
-        elif isinstance(error, MethodNotAllowed):
-            headers["allow"] = ", ".join(error.allowed)
         if isinstance(error, InjectedFault):
             status, code = error.status, error.status * 1000 + 1
-        if isinstance(error, RateLimited | InjectedFault) and error.retry_after is not None:
-            headers["retry-after"] = str(max(1, round(error.retry_after)))
         body = {"error_code": code, "error_message": f"{name}: {error.message}", "detail": detail}
-        return Reply(status, body, headers, schema=_ERROR)
+        return Reply(status, body, error_headers(error), schema=_ERROR)
 
     def _check_not_expired(self, view: JobView) -> None:
         if view.phase is Phase.EXPIRED:  # "nonexistent, deleted or expired request_id" [S-RC3]

@@ -22,16 +22,23 @@ from ..errors import (
     InvalidRequest,
     JobNotFound,
     MalformedId,
-    MethodNotAllowed,
     NotCancellable,
     NotReady,
-    RateLimited,
     UnknownModel,
     Violation,
 )
 from ..lifecycle import JobRequest, JobView
 from ..vocab import FailureKind, Phase
-from .base import Links, Operation, Reply, Route, compact_json, error_responses, schema_violations
+from .base import (
+    Links,
+    Operation,
+    Reply,
+    Route,
+    compact_json,
+    error_headers,
+    error_responses,
+    schema_violations,
+)
 
 __all__ = ["TheRouter"]
 
@@ -211,7 +218,6 @@ class TheRouter:
 
     def render_error(self, error: ApiError) -> Reply:
         status, kind, code = _ERRORS.get(error.kind, (400, "invalid_request_error", error.kind))
-        headers: dict[str, str] = {}
         param = None
         message = error.message
         if isinstance(error, InvalidRequest):
@@ -220,18 +226,14 @@ class TheRouter:
             param = "model"
         elif isinstance(error, JobNotFound) or error.kind in ("job_forbidden", "malformed_id"):
             message = "Job not found" + (f": {message}" if error.kind != "job_forbidden" else "")
-        elif isinstance(error, MethodNotAllowed):
-            headers["allow"] = ", ".join(error.allowed)
         if isinstance(error, InjectedFault):
             status = error.status
             kind, code = ("server_error", "upstream_error") if status >= 500 else (kind, code)
-        if isinstance(error, RateLimited | InjectedFault) and error.retry_after is not None:
-            headers["retry-after"] = str(max(1, round(error.retry_after)))
         if error.kind == "route_not_found":
             body = {"message": message, "error": "Not Found", "statusCode": 404}
             return Reply(404, body, schema="therouter/route-not-found")
         reply = _error(status, message, kind, code, param)
-        return Reply(reply.status, reply.body, headers, reply.schema)
+        return Reply(reply.status, reply.body, error_headers(error), reply.schema)
 
     def _job(self, view: JobView, links: Links) -> dict[str, Any]:
         record = view.record
