@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-CORE = ["clock", "config", "distributions", "engine", "errors", "images", "lifecycle",
-        "scheduler", "store", "vocab"]
+CORE = ["clock", "config", "distributions", "engine", "errors", "faults", "images", "journal",
+        "lifecycle", "presets", "scenarios", "scheduler", "store", "vocab"]
 FORBIDDEN_FOR_CORE = ("starlette", "uvicorn", "httpx", "mock_server.web", "mock_server.dialects",
                       "mock_server.cli", "contracts", ".web", ".dialects", ".cli")
 
