@@ -13,7 +13,7 @@ import asyncio
 import inspect
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, SupportsIndex
@@ -250,7 +250,7 @@ class _Sleeper:
 
 
 @contextmanager
-def _simulated_sleep(clock: FakeClock, hang_at: float):  # type: ignore[no-untyped-def]
+def _simulated_sleep(clock: FakeClock, hang_at: float) -> Iterator[_Sleeper]:
     sleeper = _Sleeper(clock, hang_at)
     time.sleep = sleeper.sync_sleep
     asyncio.sleep = sleeper.async_sleep

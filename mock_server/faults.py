@@ -19,7 +19,16 @@ from .distributions import Distribution
 from .errors import ConfigError
 from .vocab import FaultKind, Operation, Phase, parse_enum
 
-__all__ = ["Decision", "FaultInjector", "FaultRule", "RateLimit", "RateLimiter", "ScriptedFault"]
+__all__ = [
+    "PHASE_FILTERS",
+    "Decision",
+    "FaultInjector",
+    "FaultRule",
+    "RateLimit",
+    "RateLimiter",
+    "ScriptedFault",
+    "parse_fault",
+]
 
 #: Phase filters a rule may name besides a phase itself.
 PHASE_FILTERS = ("any", "none", "queued", "running", "terminal")
@@ -207,5 +216,3 @@ def _phase_matches(wanted: str, phase: Phase | None) -> bool:
         return phase.terminal
     return phase.value == wanted
 
-
-__all__ += ["PHASE_FILTERS", "parse_fault"]
