@@ -327,45 +327,31 @@ class Config:
         return Config.from_mapping(sections, base=self)
 
 
-def _build(cls: type[Any], data: Mapping[str, Any], prefix: str, base: Any) -> Any:
+def _build(cls: type[Any], data: Mapping[str, Any], path: str, base: Any = None) -> Any:
+    """``cls`` from a table at ``path``: merged into ``base`` when there is one (a section),
+    constructed from scratch when there is none (a list item)."""
+    where = path or "config"
     if not isinstance(data, Mapping):
-        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a table, got {data!r}")
-    names = {f.name: f for f in dataclasses.fields(cls)}
+        raise ConfigError(f"{where}: expected a table, got {data!r}")
+    names = {f.name for f in dataclasses.fields(cls)}
     hints = typing.get_type_hints(cls)
     changes: dict[str, Any] = {}
     for key, value in data.items():
         key_name = key.replace("-", "_")
         if key_name not in names:
-            where = prefix.rstrip(".") or "config"
             raise ConfigError(f"{where}: unknown key {key!r}; {suggest(key_name, names)}")
         hint = hints[key_name]
-        path = f"{prefix}{key_name}"
-        if dataclasses.is_dataclass(hint) and isinstance(hint, type):
-            changes[key_name] = _build(hint, value, path + ".", getattr(base, key_name))
+        child = f"{path}.{key_name}" if path else key_name
+        if base is not None and dataclasses.is_dataclass(hint) and isinstance(hint, type):
+            changes[key_name] = _build(hint, value, child, getattr(base, key_name))
         else:
-            changes[key_name] = _convert(hint, value, path)
+            changes[key_name] = _convert(hint, value, child)
     try:
-        return dataclasses.replace(base, **changes)
+        return dataclasses.replace(base, **changes) if base is not None else cls(**changes)
     except ConfigError:
         raise
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{prefix.rstrip('.')}: {exc}") from None
-
-
-def _new(cls: type[Any], data: Mapping[str, Any], path: str) -> Any:
-    """Construct ``cls`` from a table (for list items, which have no base to start from)."""
-    names = {f.name for f in dataclasses.fields(cls)}
-    hints = typing.get_type_hints(cls)
-    kwargs = {}
-    for key, value in data.items():
-        key_name = key.replace("-", "_")
-        if key_name not in names:
-            raise ConfigError(f"{path}: unknown key {key!r}; {suggest(key_name, names)}")
-        kwargs[key_name] = _convert(hints[key_name], value, f"{path}.{key_name}")
-    try:
-        return cls(**kwargs)
-    except TypeError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 def _convert(hint: Any, value: Any, path: str) -> Any:
@@ -392,9 +378,7 @@ def _convert(hint: Any, value: Any, path: str) -> Any:
     if dataclasses.is_dataclass(hint) and isinstance(hint, type):
         if isinstance(value, hint):
             return value
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"{path}: expected a table, got {value!r}")
-        return _new(hint, value, path)
+        return _build(hint, value, path)
     if isinstance(hint, type) and issubclass(hint, enum.Enum):
         return parse_enum(hint, value if isinstance(value, str) else str(value), name=path)
     if origin is frozenset:

@@ -108,10 +108,16 @@ async def _wait_terminal(
     return view
 
 
-def _job(rt: Runtime, dialect: Dialect, request: Request) -> JobView:
+def _addressed(rt: Runtime, dialect: Dialect, request: Request) -> tuple[str, str]:
+    """``(owner, job_id)`` of a request addressing one job: key and id shape checked."""
     owner = rt.authenticate(request)
     job_id = request.path_params["job_id"]
     dialect.check_id(job_id)
+    return owner, job_id
+
+
+def _job(rt: Runtime, dialect: Dialect, request: Request) -> JobView:
+    owner, job_id = _addressed(rt, dialect, request)
     view = rt.engine.lookup(dialect.name, job_id, owner, rt.clock.now())
     request.state.view = view
     return view
@@ -133,9 +139,7 @@ async def content(rt: Runtime, dialect: Dialect, request: Request) -> Reply:
 
 
 async def cancel(rt: Runtime, dialect: Dialect, request: Request) -> Reply:
-    owner = rt.authenticate(request)
-    job_id = request.path_params["job_id"]
-    dialect.check_id(job_id)
+    owner, job_id = _addressed(rt, dialect, request)
     outcome = rt.engine.cancel(
         dialect.name, job_id, owner, rt.clock.now(), allowed=dialect.cancellable
     )
