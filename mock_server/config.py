@@ -188,6 +188,9 @@ class ServerConfig:
     max_body_bytes: int = 1 << 20
     #: Base URL written into polling/result/image URLs; ``None`` uses the request's own host.
     public_base_url: str | None = None
+    #: Answer plain status polls on a raw-ASGI fast path (same bytes, same journal; off: every
+    #: request goes through Starlette — for debugging or comparing).
+    fast_path: bool = True
 
     def __post_init__(self) -> None:
         if not self.time_scale > 0:

@@ -174,15 +174,17 @@ class Engine:
 
     def view(self, record: JobRecord, now: float) -> JobView:
         """``state_at`` plus the queue position the scheduler knows."""
+        return state_at(record, now, queue_position=self.position(record, now))
+
+    def position(self, record: JobRecord, now: float) -> int | None:
+        """How many jobs are ahead of this one at ``now``; ``None`` unless it is queued."""
         if now >= record.start_at or now >= record.expires_at or record.cancelled_at is not None:
-            return state_at(record, now)  # not queued (or about to say so): no position needed
+            return None  # not queued (or about to say so): no position
         if record.ahead is not None:
             elapsed = now - record.created_at
             drained = 0 if math.isinf(record.drain) else int(elapsed // record.drain)
-            position = max(0, record.ahead - drained)
-        else:
-            position = self._queue(record.provider, record.owner).position(record.seq, now=now)
-        return state_at(record, now, queue_position=position)
+            return max(0, record.ahead - drained)
+        return self._queue(record.provider, record.owner).position(record.seq, now=now)
 
     def note_poll(self, view: JobView) -> JobView:
         """Count a status poll; a job scripted to end at the N-th poll ends now."""

@@ -183,6 +183,23 @@ class FaultInjector:
                 return self._decision(rule.fault, rule.retry_after, delay, "rule")
         return Decision(delay=delay)
 
+    def inert(self, provider: str, operation: Operation) -> bool:
+        """True when :meth:`decide` would surely answer "nothing" for this endpoint *and* change
+        no state doing so: no script could apply, no rate limit counts it, no latency or rule
+        draws from the RNG. Lets the web layer skip the decision without changing any outcome.
+        """
+        if operation in self.latency:
+            return False
+        scripts = self._scripts
+        if scripts and any(scripts.get(scope) for scope in (
+                (provider, operation), (None, operation), (provider, None), (None, None))):
+            return False
+        bucket = "submit" if operation is Operation.SUBMIT else "poll"
+        if bucket in self.limiter.limits:
+            return False
+        return not any(rule.operation in (None, operation) and rule.provider in (None, provider)
+                       for rule in self.rules)
+
     def reset(self) -> None:
         """Forget scripts and rate-limit windows."""
         self._scripts.clear()

@@ -14,30 +14,27 @@ from __future__ import annotations
 import itertools
 from collections import OrderedDict, deque
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 from .vocab import Operation, Phase
 
 __all__ = ["Entry", "JobSummary", "Journal"]
 
-_OPERATIONS = frozenset(op.value for op in Operation)
-
-
-def _known(operation: str) -> bool:
-    return operation in _OPERATIONS
+#: Operation by name (members hash as their value, so a member finds itself too).
+_OPERATIONS: dict[str, Operation] = {op.value: op for op in Operation}
 
 POLL_AFTER_TERMINAL = "poll-after-terminal"
 IGNORED_RETRY_AFTER = "ignored-retry-after"
 RESULT_BEFORE_SUCCESS = "result-before-success"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Entry:
-    """One answered request."""
+class Entry(NamedTuple):
+    """One answered request (a named tuple: the journal makes one per request)."""
 
     seq: int
     provider: str | None
+    #: An :class:`~mock_server.vocab.Operation` (a ``str``), or what the route was called.
     operation: str | None
     method: str
     path: str
@@ -49,7 +46,7 @@ class Entry:
     sim_time: float
     real_time: float
     duration_ms: float
-    #: The job's phase as the response showed it.
+    #: The job's phase as the response showed it (a :class:`~mock_server.vocab.Phase`).
     phase: str | None = None
     fault: str | None = None
     retry_after: float | None = None
@@ -59,7 +56,7 @@ class Entry:
     flags: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return self._asdict()
 
 
 @dataclass(slots=True)
@@ -128,26 +125,23 @@ class Journal:
         violations: Iterable[str] = (),
     ) -> Entry:
         """Add one request; updates the job's summary and returns the entry with its flags."""
-        flags: list[str] = []
-        op = Operation(operation) if isinstance(operation, str) and _known(operation) else None
+        flags: tuple[str, ...] = ()
+        op = _OPERATIONS.get(operation) if operation is not None else None
         if key is not None:
-            not_before = self._not_before.get(key)
+            not_before = self._not_before.get(key) if self._not_before else None
             if not_before is not None and sim_time < not_before:
-                flags.append(IGNORED_RETRY_AFTER)
+                flags = (IGNORED_RETRY_AFTER,)
             if retry_after is not None:
                 self._not_before[key] = sim_time + retry_after
                 if len(self._not_before) > self.max_jobs:  # forget waits already over
                     self._not_before = {k: t for k, t in self._not_before.items()
                                         if t > sim_time}
-        summary = self._summary(job_id, provider, key) if job_id else None
-        if summary is not None:
-            self._update(summary, op, status, phase, sim_time, fault, flags)
-        entry = Entry(
-            seq=next(self._seq), provider=provider, operation=str(op) if op else operation,
-            method=method, path=path, job_id=job_id, key=key, status=status, sim_time=sim_time,
-            real_time=real_time, duration_ms=duration_ms, phase=str(phase) if phase else None,
-            fault=fault, retry_after=retry_after, violations=tuple(violations), flags=tuple(flags),
-        )
+        if job_id:
+            flags = self._update(self._summary(job_id, provider, key), op, status, phase,
+                                 sim_time, fault, flags)
+        entry = Entry(next(self._seq), provider, op or operation, method, path, job_id, key,
+                      status, sim_time, real_time, duration_ms, phase, fault, retry_after,
+                      tuple(violations) if violations else (), flags)
         self.entries.append(entry)
         self.total += 1
         return entry
@@ -189,7 +183,8 @@ class Journal:
 
     @staticmethod
     def _update(summary: JobSummary, op: Operation | None, status: int, phase: Phase | None,
-                now: float, fault: str | None, flags: list[str]) -> None:
+                now: float, fault: str | None, flags: tuple[str, ...]) -> tuple[str, ...]:
+        """Count the request in the job's summary; returns ``flags`` plus any it raises."""
         if fault:
             summary.faults += 1
         if IGNORED_RETRY_AFTER in flags:
@@ -205,12 +200,12 @@ class Journal:
             summary.poll_times.append(now)
             if summary.terminal_seen_at is not None:
                 summary.polls_after_terminal += 1
-                flags.append(POLL_AFTER_TERMINAL)
+                flags += (POLL_AFTER_TERMINAL,)
         elif op in (Operation.RESULT, Operation.CONTENT):
             summary.result_fetches += 1
             if phase is not Phase.SUCCEEDED:
                 summary.results_before_success += 1
-                flags.append(RESULT_BEFORE_SUCCESS)
+                flags += (RESULT_BEFORE_SUCCESS,)
         elif op is Operation.DOWNLOAD and status == 200:
             summary.downloads += 1
         elif op is Operation.CANCEL:
@@ -219,3 +214,4 @@ class Journal:
                 and summary.terminal_seen_at is None and op is not Operation.DOWNLOAD):
             summary.terminal_seen_at = now
             summary.terminal_phase = str(phase)
+        return flags

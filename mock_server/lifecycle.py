@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from .vocab import FailureKind, Phase
 
-__all__ = ["Failure", "JobRecord", "JobRequest", "JobView", "state_at"]
+__all__ = ["Failure", "JobRecord", "JobRequest", "JobView", "next_change", "state_at"]
 
 NEVER = math.inf
 
@@ -160,6 +160,23 @@ def state_at(job: JobRecord, now: float, *, queue_position: int | None = None) -
         at=now,
         queue_position=queue_position if phase is Phase.QUEUED else None,
     )
+
+
+def next_change(job: JobRecord, now: float) -> float:
+    """The earliest instant after ``now`` at which :func:`state_at` may give another phase.
+
+    Until then the phase (and everything derived from the record alone) stays what it is at
+    ``now``; a queue position may still move. ``inf`` once nothing more can happen.
+
+    >>> req = JobRequest(model="m", prompt="a cat", width=1024, height=1024)
+    >>> job = JobRecord(id="j1", provider="p", owner="k", request=req, created_at=0.0,
+    ...                 start_at=10.0, end_at=70.0, expires_at=1000.0, evict_at=2000.0, seq=0)
+    >>> [next_change(job, t) for t in (0, 10, 70, 1000)]
+    [10.0, 70.0, 1000.0, inf]
+    """
+    cancelled = job.cancelled_at if job.cancelled_at is not None else NEVER
+    return min((t for t in (job.start_at, job.end_at, cancelled, job.expires_at) if t > now),
+               default=NEVER)
 
 
 def _end_before_expiry(job: JobRecord) -> float | None:

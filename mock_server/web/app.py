@@ -23,6 +23,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Match, Route
+from starlette.types import Receive, Scope, Send
 
 from ..clock import Clock, FakeClock, RealClock
 from ..config import Config
@@ -33,6 +34,7 @@ from ..store import JobStore
 from ..vocab import Operation
 from .admin import ADMIN_PREFIX, admin_routes
 from .admin import wrap as admin_wrap
+from .fastpath import FastPoll
 from .faulting import ConnectionDropped, guarded
 from .files import download
 from .handlers import ENDPOINTS, respond
@@ -40,9 +42,22 @@ from .journaling import JournalMiddleware
 from .openapi import openapi_document
 from .runtime import Runtime
 
-__all__ = ["create_app"]
+__all__ = ["WanmockApp", "create_app"]
 
 log = logging.getLogger("wanmock")
+
+
+class WanmockApp(Starlette):
+    """Starlette with the status-poll fast path (``web/fastpath.py``) in front of it."""
+
+    fast_path: FastPoll | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        fast = self.fast_path
+        if (fast is not None and scope["type"] == "http" and scope["method"] == "GET"
+                and await fast(scope, send)):
+            return
+        await super().__call__(scope, receive, send)
 
 
 def create_app(
@@ -51,7 +66,7 @@ def create_app(
     clock: Clock | None = None,
     store: JobStore | None = None,
     registry: DialectRegistry | None = None,
-) -> Starlette:
+) -> WanmockApp:
     """Build the fake of every registered provider.
 
     ``clock`` defaults to a :class:`FakeClock` if ``config.server.fake_clock`` else a
@@ -83,7 +98,7 @@ def create_app(
     for path, methods, handler in admin_routes():
         routes.append(Route(ADMIN_PREFIX + path, admin_wrap(rt, handler), methods=methods))
 
-    app = Starlette(
+    app = WanmockApp(
         routes=routes,
         middleware=[Middleware(JournalMiddleware, rt=rt)],
         exception_handlers={
@@ -93,6 +108,8 @@ def create_app(
         },
     )
     app.state.wanmock = rt
+    if server.fast_path:
+        app.fast_path = FastPoll(rt)
     return app
 
 

@@ -20,17 +20,22 @@ from ..scenarios import HEADER, apply_scenario
 from ..vocab import Operation
 from .runtime import Runtime
 
-__all__ = ["ENDPOINTS", "read_json", "respond"]
+__all__ = ["ENDPOINTS", "encode_json", "read_json", "respond"]
 
 Endpoint = Callable[[Runtime, Dialect, Request], Awaitable[Reply]]
+
+
+def encode_json(body: Any) -> bytes:
+    """A response body as compact UTF-8 JSON."""
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def respond(reply: Reply) -> Response:
     """Encode a :class:`Reply` as a Starlette response."""
     if reply.body is None:
         return Response(status_code=reply.status, headers=dict(reply.headers))
-    content = json.dumps(reply.body, separators=(",", ":"), ensure_ascii=False)
-    return Response(content, reply.status, dict(reply.headers), "application/json")
+    return Response(encode_json(reply.body), reply.status, dict(reply.headers),
+                    "application/json")
 
 
 async def read_json(request: Request, limit: int) -> Any:

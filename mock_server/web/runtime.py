@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from starlette.requests import Request
+from starlette.types import Scope
 
 from ..clock import Clock
 from ..config import Config
@@ -24,7 +25,7 @@ from ..journal import Journal
 from ..lifecycle import JobView
 from ..scenarios import parse_scenario
 
-__all__ = ["Runtime", "bearer_key", "owner_of"]
+__all__ = ["Runtime", "base_url", "bearer_key", "owner_of"]
 
 
 def owner_of(api_key: str) -> str:
@@ -41,10 +42,8 @@ def bearer_key(header: str) -> str | None:
     return key if scheme.lower() == "bearer" and key else None
 
 
-def _base_url(request: Request) -> str:
-    """``scheme://host[:port]/root_path`` of the request (cheaper than ``request.base_url``)."""
-    scope = request.scope
-    host = request.headers.get("host")
+def base_url(scope: Scope, host: str | None) -> str:
+    """``scheme://host[:port]/root_path`` of a request (cheaper than ``request.base_url``)."""
     if not host:
         server = scope.get("server") or ("127.0.0.1", 80)
         host = f"{server[0]}:{server[1]}"
@@ -81,6 +80,9 @@ class Runtime:
     signer: UrlSigner = field(init=False)
     faults: FaultInjector = field(init=False)
     journal: Journal = field(init=False)
+    #: Small caches of pure functions of a request: owner token by key, links by base URL.
+    _owners: dict[str, str] = field(init=False, default_factory=dict)
+    _links: dict[str, Links] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         _check_scenario(self.config)
@@ -119,7 +121,7 @@ class Runtime:
         state = request.scope.setdefault("state", {})
         if "owner" not in state:
             key = bearer_key(request.headers.get("authorization", ""))
-            state["owner"] = owner_of(key) if key else None
+            state["owner"] = self.owner(key) if key else None
         owner: str | None = state["owner"]
         return owner
 
@@ -138,10 +140,29 @@ class Runtime:
         assert owner is not None  # the header is well formed
         return owner
 
+    def owner(self, api_key: str) -> str:
+        """:func:`owner_of`, remembered for the last few thousand keys."""
+        owner = self._owners.get(api_key)
+        if owner is None:
+            if len(self._owners) >= 4096:
+                self._owners.clear()
+            owner = self._owners[api_key] = owner_of(api_key)
+        return owner
+
     def links(self, request: Request) -> Links:
         """URL builders for this request's host (or the configured public base URL)."""
-        base = self.config.server.public_base_url or _base_url(request)
-        return Links(base.rstrip("/"), self.image_urls_for(base.rstrip("/")))
+        return self.links_for(self.config.server.public_base_url
+                              or base_url(request.scope, request.headers.get("host")))
+
+    def links_for(self, base: str) -> Links:
+        """URL builders under ``base`` (remembered for the last few hundred hosts)."""
+        links = self._links.get(base)
+        if links is None:
+            if len(self._links) >= 256:
+                self._links.clear()
+            root = base.rstrip("/")
+            links = self._links[base] = Links(root, self.image_urls_for(root))
+        return links
 
     def image_urls_for(self, base: str) -> Callable[[JobView], list[str]]:
         """A function giving a succeeded job's signed image URLs under ``base``."""
