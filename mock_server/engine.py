@@ -120,8 +120,8 @@ class Engine:
         if self._submits % 1024 == 0:  # forget the queues of keys gone quiet
             self._queues = {k: q for k, q in self._queues.items() if not q.idle(now)}
         plan = plan or self.default_plan()
-        if request.seed is None:  # the client sent none: draw one, as the providers do
-            request = dataclasses.replace(request, seed=self.rng.randrange(2**31))
+        # the client sent none: draw one, as the providers do
+        seed = self.rng.randrange(2**31) if request.seed is None else request.seed
         job_id = make_id(self.rng)
         while self.store.get(job_id) is not None:  # astronomically rare, but never overwrite
             job_id = make_id(self.rng)
@@ -159,6 +159,7 @@ class Engine:
             drain=drain,
             end_after_polls=plan.end_after_polls,
             scenario=plan.scenario,
+            seed=seed,
         )
         self.store.put(record)
         return self.view(record, now)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .vocab import FailureKind, Phase
 
@@ -33,7 +33,7 @@ class JobRequest:
     width: int
     height: int
     n: int = 1
-    #: ``None`` until the engine draws one (the client sent no seed).
+    #: ``None``: the client sent none (the engine draws one: :attr:`JobRecord.seed`).
     seed: int | None = None
     negative_prompt: str = ""
     prompt_extend: bool = False
@@ -89,8 +89,8 @@ class JobRecord:
     polls_seen: int = 0
     #: Name of the scenario that shaped this job (for the journal and debugging).
     scenario: str = ""
-    #: Free-form provider extras (e.g. TheRouter's sync flag); never interpreted by the core.
-    tags: frozenset[str] = field(default_factory=frozenset)
+    #: The generation seed: the client's, or one the engine drew (as the providers do).
+    seed: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

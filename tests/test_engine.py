@@ -34,7 +34,7 @@ def test_queue_positions_are_real_and_shrink() -> None:
 def test_seed_is_drawn_when_missing_and_kept_when_given() -> None:
     engine = make_engine()
     view = submit(engine, 0.0)
-    assert isinstance(view.record.request.seed, int)
+    assert view.record.request.seed is None and isinstance(view.record.seed, int)
 
 
 def test_visibility_is_per_owner_and_provider() -> None:

@@ -169,10 +169,12 @@ def error_headers(error: ApiError) -> dict[str, str]:
     return headers
 
 
+_COMPACT = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def compact_json(body: Mapping[str, Any]) -> bytes:
     """The body without its prompt as sorted, compact JSON bytes (how requests are kept)."""
-    rest = {k: v for k, v in body.items() if k != "prompt"}
-    return json.dumps(rest, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return _COMPACT.encode({k: v for k, v in body.items() if k != "prompt"}).encode()
 
 
 def iso8601(when: float) -> str:

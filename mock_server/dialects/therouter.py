@@ -12,7 +12,7 @@ import re
 from collections.abc import Collection, Mapping
 from typing import Any, ClassVar
 
-from ulid import ULID
+from ulid import base32
 
 from ..config import Config, SizeSyntax
 from ..engine import CancelResult
@@ -132,7 +132,7 @@ class TheRouter:
         return (Phase.QUEUED,)
 
     def new_id(self, rng: random.Random) -> str:
-        return "img_" + str(ULID.from_bytes(rng.randbytes(16)))
+        return "img_" + base32.encode(rng.randbytes(16))  # a ULID's 26 characters
 
     def check_id(self, job_id: str) -> None:
         if not _ID.match(job_id):

@@ -34,7 +34,7 @@ from ..store import JobStore
 from ..vocab import Operation
 from .admin import ADMIN_PREFIX, admin_routes
 from .admin import wrap as admin_wrap
-from .fastpath import FastPoll
+from .fastpath import FastPath
 from .faulting import ConnectionDropped, guarded
 from .files import download
 from .handlers import ENDPOINTS, respond
@@ -48,15 +48,21 @@ log = logging.getLogger("wanmock")
 
 
 class WanmockApp(Starlette):
-    """Starlette with the status-poll fast path (``web/fastpath.py``) in front of it."""
+    """Starlette with the submit and poll fast paths (``web/fastpath.py``) in front of it."""
 
-    fast_path: FastPoll | None = None
+    fast_path: FastPath | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         fast = self.fast_path
-        if (fast is not None and scope["type"] == "http" and scope["method"] == "GET"
-                and await fast(scope, send)):
-            return
+        if fast is not None and scope["type"] == "http":
+            method = scope["method"]
+            if method == "GET" and await fast.get(scope, send):
+                return
+            if method == "POST":
+                replay = await fast.post(scope, receive, send)
+                if replay is None:
+                    return
+                receive = replay
         await super().__call__(scope, receive, send)
 
 
@@ -109,7 +115,7 @@ def create_app(
     )
     app.state.wanmock = rt
     if server.fast_path:
-        app.fast_path = FastPoll(rt)
+        app.fast_path = FastPath(rt)
     return app
 
 

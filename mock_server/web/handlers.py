@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from starlette.requests import Request
@@ -16,18 +16,38 @@ from starlette.responses import Response
 from ..dialects import Dialect, Reply
 from ..errors import BodyTooLarge, MalformedBody, SyncTimeout, UnsupportedMediaType
 from ..lifecycle import JobView
-from ..scenarios import HEADER, apply_scenario
+from ..scenarios import HEADER, apply_scenario, parse_scenario
 from ..vocab import Operation
 from .runtime import Runtime
 
-__all__ = ["ENDPOINTS", "encode_json", "read_json", "respond"]
+__all__ = [
+    "ENDPOINTS", "create_job", "decode_json", "encode_json", "encode_reply", "read_json", "respond",
+]
 
 Endpoint = Callable[[Runtime, Dialect, Request], Awaitable[Reply]]
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def encode_json(body: Any) -> bytes:
     """A response body as compact UTF-8 JSON."""
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    return _ENCODER.encode(body).encode()
+
+
+def encode_reply(reply: Reply) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """Status, raw headers and body exactly as :func:`respond`'s Starlette response sends them
+    (for the raw-ASGI fast path; ``tests/web/test_fastpath.py`` holds the two together)."""
+    body = b"" if reply.body is None else encode_json(reply.body)
+    headers = [(k.lower().encode("latin-1"), v.encode("latin-1"))
+               for k, v in reply.headers.items()]
+    names = {name for name, _ in headers}
+    if b"content-length" not in names and not (reply.status < 200
+                                                or reply.status in (204, 304)):
+        headers.append((b"content-length", str(len(body)).encode("latin-1")))
+    if reply.body is not None and b"content-type" not in names:
+        headers.append((b"content-type", b"application/json"))
+    return reply.status, headers, body
 
 
 def respond(reply: Reply) -> Response:
@@ -54,7 +74,11 @@ async def read_json(request: Request, limit: int) -> Any:
         if size > limit:
             raise BodyTooLarge(f"request body exceeds the limit of {limit} bytes")
         chunks.append(chunk)
-    raw = b"".join(chunks)
+    return decode_json(b"".join(chunks))
+
+
+def decode_json(raw: bytes) -> Any:
+    """A request body parsed as JSON, or :class:`MalformedBody` saying why it is not."""
     if not raw.strip():
         raise MalformedBody("request body is empty; send a JSON object")
     try:
@@ -62,7 +86,7 @@ async def read_json(request: Request, limit: int) -> Any:
     except UnicodeDecodeError:
         raise MalformedBody("request body is not UTF-8 text") from None
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return _DECODER.decode(text)
     except ValueError as exc:
         raise MalformedBody(f"request body is not valid JSON: {exc}") from None
 
@@ -71,18 +95,24 @@ def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not valid JSON")
 
 
-async def submit(rt: Runtime, dialect: Dialect, request: Request) -> Reply:
-    owner = rt.authenticate(request)
-    body = await read_json(request, rt.config.server.max_body_bytes)
-    job_request = dialect.parse_submit(
-        body, path_params=request.path_params, query=request.query_params
-    )
-    wait = dialect.sync_deadline(request.query_params)
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
+def create_job(
+    rt: Runtime, dialect: Dialect, owner: str, body: Any, *, path_params: Mapping[str, str],
+    query: Mapping[str, str], scenario: str | None,
+) -> JobView:
+    """Validate a submit body and create its job — the one way jobs are made.
+
+    Everything that can refuse the request does so before anything random is drawn."""
+    job_request = dialect.parse_submit(body, path_params=path_params, query=query)
+    scenario = scenario or rt.engine.lifecycle.scenario
+    if scenario:
+        parse_scenario(scenario)  # refuse a bad header before drawing the plan
     plan = rt.engine.default_plan()
-    scenario = request.headers.get(HEADER) or rt.engine.lifecycle.scenario
     if scenario:
         plan = apply_scenario(plan, scenario, backlog_drain=rt.engine.lifecycle.backlog_drain)
-    view = rt.engine.submit(
+    return rt.engine.submit(
         provider=dialect.name,
         owner=owner,
         request=job_request,
@@ -91,6 +121,15 @@ async def submit(rt: Runtime, dialect: Dialect, request: Request) -> Reply:
         now=rt.clock.now(),
         plan=plan,
     )
+
+
+async def submit(rt: Runtime, dialect: Dialect, request: Request) -> Reply:
+    owner = rt.authenticate(request)
+    body = await read_json(request, rt.config.server.max_body_bytes)
+    query = request.query_params
+    wait = dialect.sync_deadline(query)
+    view = create_job(rt, dialect, owner, body, path_params=request.path_params, query=query,
+                      scenario=request.headers.get(HEADER))
     request.state.job_id, request.state.view = view.id, view
     links = rt.links(request)
     if wait is None:

@@ -8,14 +8,21 @@ the journals entry by entry (wall-clock fields aside).
 from __future__ import annotations
 
 import asyncio
+import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from starlette.types import Message
 
 from mock_server import Config, FakeClock, create_app
+from mock_server.dialects import Reply
+from mock_server.vocab import Operation
 from mock_server.web.app import WanmockApp
+from mock_server.web.handlers import encode_reply, respond
 
 TR_BODY = {"model": "wan/wan2.2-t2i-flash", "prompt": "a lighthouse"}
 RC_BODY = {"prompt": "a lighthouse"}
@@ -23,15 +30,34 @@ SUBMIT = {"therouter": ("/v1/images/generations?async=true", TR_BODY),
           "runcomfy": ("/v1/models/wan-ai/wan-2-2/flash/text-to-image", RC_BODY)}
 POLL = {"therouter": "/v1/jobs/{}", "runcomfy": "/v1/requests/{}/status"}
 CANCEL = {"therouter": "/v1/jobs/{}/cancel", "runcomfy": "/v1/requests/{}/cancel"}
-SCENARIOS = ["", "fail-moderation", "stuck", "stuck-running", "fail-after-2-polls",
-             "expire-after-30s", "queue-3", "cancel-after-5s", "queue-10s"]
+SCENARIOS = ["", "", "fail-moderation", "stuck", "stuck-running", "fail-after-2-polls",
+             "expire-after-30s", "queue-3", "cancel-after-5s", "queue-10s", "no-such-scenario"]
 KEYS = ["alice", "bob", "", "Basic xyz"]
+
+
+#: Submit bodies that break the schema, by variant and provider.
+BODIES = {"schema": {"therouter": {**TR_BODY, "n": 99}, "runcomfy": {"prompt": ""}},
+          "extra": {"therouter": {**TR_BODY, "style": "x"}, "runcomfy": {**RC_BODY, "x": 1}}}
+VARIANTS = ["ok", "ok", "ok", "chunked", "bad-json", "schema", "extra", "model", "media", "async",
+            "big", "big-chunked"]
+
+
+class _Chunks:
+    """A request body sent in several ASGI messages (``more_body``), without Content-Length."""
+
+    def __init__(self, raw: bytes) -> None:
+        self.parts = [raw[i:i + 700] for i in range(0, len(raw), 700)]
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for part in self.parts:
+            yield part
 
 
 def _config(**sections: Any) -> Config:
     lifecycle = {"queue_delay": "uniform(0,5)", "run_time": "uniform(5,40)", "concurrency": 2,
                  "failure_rate": 0.2, **sections.pop("lifecycle", {})}
-    return Config().replace(server={"seed": 7, **sections.pop("server", {})},
+    server = {"seed": 7, "max_body_bytes": 1024, **sections.pop("server", {})}
+    return Config().replace(server=server,
                             lifecycle=lifecycle, **sections)
 
 
@@ -53,7 +79,13 @@ class Twins:
     def answered_fast(self) -> int:
         fast = self.apps[0].fast_path
         assert fast is not None
-        return fast.answered
+        return fast.answered[Operation.STATUS]
+
+    @property
+    def submitted_fast(self) -> int:
+        fast = self.apps[0].fast_path
+        assert fast is not None
+        return fast.answered[Operation.SUBMIT]
 
     async def request(self, method: str, path: str, key: str, **kw: Any) -> httpx.Response:
         headers = kw.pop("headers", {})
@@ -64,10 +96,22 @@ class Twins:
             full.status_code, full.headers.raw, full.content), f"{method} {path} differs"
         return fast
 
-    async def submit(self, provider: str, key: str, scenario: str = "") -> None:
+    async def submit(self, provider: str, key: str, scenario: str = "",
+                     variant: str = "ok") -> None:
         path, body = SUBMIT[provider]
         headers = {"x-wanmock-scenario": scenario} if scenario else {}
-        response = await self.request("POST", path, key, json=body, headers=headers)
+        headers["content-type"] = "text/plain" if variant == "media" else "application/json"
+        raw = json.dumps(BODIES.get(variant, {}).get(provider, body)).encode()
+        if variant == "model":
+            path = path.replace("wan/", "wan-x/").replace("wan-ai/", "nope/")
+        elif variant == "bad-json":
+            raw = raw[:-3]
+        elif variant == "async":
+            path = path.replace("async=true", "async=maybe")
+        elif variant in ("big", "big-chunked"):
+            raw = json.dumps({**body, "prompt": "x" * 2000}).encode()
+        content: Any = _Chunks(raw) if variant.endswith("chunked") else raw
+        response = await self.request("POST", path, key, content=content, headers=headers)
         if response.status_code < 300:
             data = response.json()
             self.jobs.append((provider, data.get("id") or data["request_id"]))
@@ -126,12 +170,13 @@ async def _step(twins: Twins, kind: str, *args: Any) -> None:
 _provider = st.sampled_from(sorted(SUBMIT))
 _key = st.sampled_from(KEYS[:2]) | st.sampled_from(KEYS)
 _steps = st.lists(st.one_of(
-    st.tuples(st.just("submit"), _provider, _key, st.sampled_from(SCENARIOS)),
+    st.tuples(st.just("submit"), _provider, _key, st.sampled_from(SCENARIOS),
+              st.sampled_from(VARIANTS)),
     st.tuples(st.just("advance"), st.sampled_from([0.5, 3, 10, 45, 400])),
     *(st.tuples(st.just(kind), st.integers(0, 50), _key,
                 st.sampled_from(["", "", "", "", "provider", "mangled"]))
       for kind in ("poll", "poll", "poll", "cancel", "delete")),
-), max_size=60)
+), min_size=15, max_size=80)
 
 
 @given(_steps)
@@ -150,20 +195,26 @@ def test_a_lifecycle_is_answered_on_the_fast_path() -> None:
     steps += [("cancel", 3, "alice", ""), ("poll", 3, "alice", ""), ("advance", 8 * 86400),
               ("poll", 0, "alice", ""), ("poll", 1, "alice", "")]
     twins = _run(_config(lifecycle={"failure_rate": 0}), steps)
+    assert twins.submitted_fast == 4
     assert twins.answered_fast >= 36  # most of the 41 polls; errors went the full way
 
 
 def test_it_stands_aside_when_faults_limits_latency_or_keys_could_act() -> None:
-    polls: list[tuple[Any, ...]] = [("submit", "therouter", "alice", ""),
+    steps: list[tuple[Any, ...]] = [("submit", "therouter", "alice", ""),
                                     ("submit", "runcomfy", "alice", ""),
                                     *[("poll", i, k, "") for i in range(2) for k in KEYS]]
-    for sections in ({"faults": {"rules": [{"fault": "http-503", "rate": 0.5}]}},
-                     {"rate_limit": {"poll": "3/60"}},
-                     {"latency": {"status": "fixed(0)"}},
-                     {"server": {"api_keys": ["bob"]}}):
-        assert _run(_config(**sections), polls).answered_fast == 0, sections
-    assert _run(_config(journal={"enabled": False},
-                        server={"public_base_url": "https://wan.example"}), polls).answered_fast
+    for sections, polls, submits in (
+        ({"faults": {"rules": [{"fault": "http-503", "rate": 0.5}]}}, 0, 0),
+        ({"rate_limit": {"poll": "3/60"}}, 0, 2),
+        ({"rate_limit": {"submit": "3/60"}}, 2, 0),
+        ({"latency": {"status": "fixed(0)"}}, 0, 2),
+        ({"latency": {"submit": "fixed(0)"}}, 2, 0),
+        ({"server": {"api_keys": ["bob"]}}, 0, 0),
+        ({"journal": {"enabled": False}, "server": {"public_base_url": "https://x.example"}},
+         2, 2),
+    ):
+        twins = _run(_config(**sections), steps)
+        assert (twins.answered_fast, twins.submitted_fast) == (polls, submits), sections
 
 
 def test_a_rule_for_one_provider_leaves_the_other_on_the_fast_path() -> None:
@@ -209,3 +260,42 @@ def test_a_cancel_or_a_reschedule_is_seen_at_the_next_poll() -> None:
     assert twins.answered_fast == 4
     bodies = [e for e in twins.apps[0].state.wanmock.journal.entries if e.operation == "status"]
     assert [e.phase for e in bodies] == ["running", "cancelled", "queued", "queued"]
+
+
+def test_sync_mode_submits_go_the_full_way() -> None:
+    async def play() -> None:
+        twins = Twins(_config(lifecycle={"queue_delay": "fixed(0)", "run_time": "fixed(0)",
+                                         "failure_rate": 0}))
+        for query in ("", "?async=false"):
+            response = await twins.request("POST", "/v1/images/generations" + query, "alice",
+                                            json=TR_BODY)
+            assert response.status_code == 200 and "data" in response.json()
+        assert twins.submitted_fast == 0
+        await twins.submit("therouter", "alice")
+        assert twins.submitted_fast == 1
+        await twins.close()
+        twins.check_journals()
+
+    asyncio.run(play())
+
+
+@pytest.mark.parametrize("reply", [
+    Reply(200, {"id": "img_1", "status": "queued", "prompt": "ü ✓"}),
+    Reply(202, {"request_id": "x"}, {"X-Extra": "1"}),
+    Reply(429, {"error": {}}, {"retry-after": "5"}),
+    Reply(302, None, {"location": "http://127.0.0.1:8000/files/x.png?sig=1"}),
+    Reply(204, None),
+    Reply(200, {"a": 1}, {"Content-Type": "application/problem+json"}),
+])
+@pytest.mark.anyio
+async def test_encode_reply_sends_what_the_starlette_response_sends(reply: Reply) -> None:
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b""}
+
+    await respond(reply)({"type": "http", "method": "GET"}, receive, send)
+    assert encode_reply(reply) == (sent[0]["status"], sent[0]["headers"], sent[1]["body"])
