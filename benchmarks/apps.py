@@ -4,6 +4,7 @@
   server on this box.
 * ``starlette`` — a bare Starlette app answering a constant JSON.
 * ``fake`` / ``fake_nojournal`` — wanmock itself (auth on; journal on or off).
+* ``raw_app`` / ``fake_app`` — ready-made instances, for servers that take no factory.
 """
 
 from __future__ import annotations
@@ -51,3 +52,10 @@ def fake() -> Starlette:
 def fake_nojournal() -> Starlette:
     return create_app(Config().replace(server={"seed": 1}, journal={"enabled": False},
                                        lifecycle={"run_time": "fixed(1e9)"}))
+
+
+def __getattr__(name: str) -> object:
+    """``raw_app`` / ``fake_app``: instances for servers without a factory option (granian)."""
+    if name in ("raw_app", "fake_app"):
+        return {"raw_app": raw, "fake_app": fake}[name]()
+    raise AttributeError(name)

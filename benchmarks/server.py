@@ -1,11 +1,16 @@
 """Whole-server benchmark: the fake vs the raw-ASGI limit vs bare Starlette, in one run.
 
-Each server runs under the same uvicorn settings (one worker, httptools + uvloop when installed,
-access log off) on a free loopback port; ``wrk -t1 -c64`` drives it for ``--seconds`` per
-endpoint. Results are requests/s and p50/p99, reported as ratios to the raw-ASGI limit (b) and to
-bare Starlette (c) measured in the same run. Installs Debian's ``wrk`` if it is missing.
+Every server runs on a free loopback port, one worker: under uvicorn (httptools + uvloop, access
+log off) the raw-ASGI limit (b), bare Starlette (c), the fake with its journal on and off; and,
+as the fastest way found to serve the fake on this box, the raw limit and the fake under granian.
+``wrk -t1 -c64`` drives each endpoint; servers take turns, ``--rounds`` times, and the median of
+the rounds is reported (this 2-core box is shared with wrk and noisy: turns spread the noise).
+Ratios are to (b) and (c) of the same run. Installs Debian's ``wrk`` if it is missing.
 
-    python benchmarks/server.py [--seconds 5] [--json]
+Endpoints: ``GET`` poll of one job and of 1000 jobs in turn (so bodies are not all memoised),
+``POST`` submit, of both providers.
+
+    python benchmarks/server.py [--seconds 3] [--rounds 3] [--json] [--only fake,raw]
 """
 
 from __future__ import annotations
@@ -16,19 +21,35 @@ import os
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
-SERVERS = {"raw": "benchmarks.apps:raw", "starlette": "benchmarks.apps:starlette",
-           "fake": "benchmarks.apps:fake", "fake-nojournal": "benchmarks.apps:fake_nojournal"}
+UVICORN = [sys.executable, "-m", "uvicorn", "--factory", "--no-access-log",
+           "--log-level", "warning"]
+GRANIAN = [sys.executable, "-m", "granian", "--interface", "asgi", "--workers", "1",
+           "--no-access-log", "--log-level", "warning"]
+#: name -> (command without host/port, app). (b) and (c) come first: the ratios' baselines.
+SERVERS: dict[str, tuple[list[str], str]] = {
+    "raw": (UVICORN, "benchmarks.apps:raw"),
+    "starlette": (UVICORN, "benchmarks.apps:starlette"),
+    "fake": (UVICORN, "benchmarks.apps:fake"),
+    "fake-nojournal": (UVICORN, "benchmarks.apps:fake_nojournal"),
+    "raw@granian": (GRANIAN, "benchmarks.apps:raw_app"),
+    "fake@granian": (GRANIAN, "benchmarks.apps:fake_app"),
+}
 TR_BODY = '{"model": "wan/wan2.2-t2i-flash", "prompt": "a lighthouse at dusk"}'
 RC_BODY = '{"prompt": "a lighthouse at dusk"}'
+TR_SUBMIT = "/v1/images/generations?async=true"
+RC_SUBMIT = "/v1/models/wan-ai/wan-2-2/flash/text-to-image"
+MANY = 1000
 
 
 def ensure_wrk() -> str:
@@ -54,15 +75,14 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, factory: str) -> None:
+    def __init__(self, command: list[str], app: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--factory", factory, "--host", "127.0.0.1",
-             "--port", str(self.port), "--no-access-log", "--log-level", "warning"],
+            [*command, "--host", "127.0.0.1", "--port", str(self.port), app],
             cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
         )
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
                 httpx.get(self.url + "/__ping", timeout=1)
@@ -70,24 +90,32 @@ class Server:
             except httpx.TransportError:
                 time.sleep(0.05)
         self.stop()
-        raise SystemExit(f"{factory} did not start")
+        raise SystemExit(f"{app} did not start")
 
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(timeout=10)
 
 
-def wrk(binary: str, url: str, seconds: float, method: str = "GET", body: str = "") -> dict:  # type: ignore[type-arg]
-    script = ""
-    headers = 'wrk.headers["Authorization"] = "Bearer bench-key"\n'
+def wrk(binary: str, url: str, seconds: float, method: str = "GET", body: str = "",
+        paths: list[str] | None = None) -> dict[str, float]:
+    """One wrk run; ``paths``: request these in turn instead of ``url``'s path."""
+    script = 'wrk.headers["Authorization"] = "Bearer bench-key"\n'
     if method == "POST":
-        script = (f'wrk.method = "POST"\nwrk.body = {json.dumps(body)}\n'
-                  'wrk.headers["Content-Type"] = "application/json"\n')
+        script += (f'wrk.method = "POST"\nwrk.body = {json.dumps(body)}\n'
+                   'wrk.headers["Content-Type"] = "application/json"\n')
+    if paths:
+        script += ("paths = {" + ",".join(json.dumps(p) for p in paths) + "}\ni = 0\n"
+                   "request = function()\n  i = i % #paths + 1\n"
+                   "  return wrk.format(nil, paths[i])\nend\n")
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
-        handle.write(headers + script)
-    out = subprocess.run([binary, "-t1", "-c64", f"-d{seconds:g}s", "--latency", "-s",
-                          handle.name, url], capture_output=True, text=True, check=True).stdout
-    os.unlink(handle.name)
+        handle.write(script)
+    try:
+        out = subprocess.run([binary, "-t1", "-c64", f"-d{seconds:g}s", "--latency", "-s",
+                              handle.name, url], capture_output=True, text=True,
+                             check=True).stdout
+    finally:
+        os.unlink(handle.name)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     lat = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+\w+)", out, re.M))
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
@@ -100,56 +128,73 @@ def _ms(text: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def endpoints(server: Server) -> dict[str, tuple[str, str, str]]:
-    """name -> (method, url, body). Poll targets are real jobs on the fake."""
-    headers = {"authorization": "Bearer bench-key"}
-    tr = httpx.post(server.url + "/v1/images/generations?async=true", content=TR_BODY,
-                    headers={**headers, "content-type": "application/json"})
-    rc = httpx.post(server.url + "/v1/models/wan-ai/wan-2-2/flash/text-to-image",
-                    content=RC_BODY, headers={**headers, "content-type": "application/json"})
-    tr_id = tr.json().get("id", "img_00000000000000000000000000")
-    rc_id = rc.json().get("request_id", "00000000-0000-4000-8000-000000000000")
+def targets(server: Server) -> dict[str, tuple[str, str, str, list[str] | None]]:
+    """name -> (method, url, body, paths in turn). Poll targets are real jobs on a fake."""
+    headers = {"authorization": "Bearer bench-key", "content-type": "application/json"}
+    with httpx.Client(base_url=server.url, headers=headers) as client:
+        tr = [client.post(TR_SUBMIT, content=TR_BODY).json() for _ in range(MANY)]
+        rc = client.post(RC_SUBMIT, content=RC_BODY).json()
+    tr_ids = [job.get("id", "img_00000000000000000000000000") for job in tr]
+    rc_id = rc.get("request_id", "00000000-0000-4000-8000-000000000000")
+    url = server.url
     return {
-        "therouter GET poll": ("GET", f"{server.url}/v1/jobs/{tr_id}", ""),
-        "runcomfy GET poll": ("GET", f"{server.url}/v1/requests/{rc_id}/status", ""),
-        "therouter POST submit": ("POST", f"{server.url}/v1/images/generations?async=true",
-                                  TR_BODY),
-        "runcomfy POST submit": ("POST",
-                                 f"{server.url}/v1/models/wan-ai/wan-2-2/flash/text-to-image",
-                                 RC_BODY),
+        "therouter GET poll": ("GET", f"{url}/v1/jobs/{tr_ids[0]}", "", None),
+        f"therouter GET poll {MANY} jobs": ("GET", url, "", [f"/v1/jobs/{i}" for i in tr_ids]),
+        "runcomfy GET poll": ("GET", f"{url}/v1/requests/{rc_id}/status", "", None),
+        "therouter POST submit": ("POST", url + TR_SUBMIT, TR_BODY, None),
+        "runcomfy POST submit": ("POST", url + RC_SUBMIT, RC_BODY, None),
     }
+
+
+def measure(names: list[str], seconds: float, rounds: int) -> dict[str, dict[str, Any]]:
+    binary = ensure_wrk()
+    servers: dict[str, Server] = {}
+    runs: dict[str, dict[str, list[dict[str, float]]]] = {}
+    try:
+        for name in names:
+            servers[name] = Server(*SERVERS[name])
+        plans = {name: targets(server) for name, server in servers.items()}
+        for endpoint in plans[names[0]]:
+            for _ in range(rounds):
+                for name in names:
+                    method, url, body, paths = plans[name][endpoint]
+                    wrk(binary, url, 1, method, body, paths)  # warm-up
+                    runs.setdefault(endpoint, {}).setdefault(name, []).append(
+                        wrk(binary, url, seconds, method, body, paths))
+    finally:
+        for server in servers.values():
+            server.stop()
+    return {endpoint: {name: {key: statistics.median(r[key] for r in results)
+                              for key in results[0]} for name, results in by_server.items()}
+            for endpoint, by_server in runs.items()}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--seconds", type=float, default=3.0, help="per wrk run")
+    parser.add_argument("--rounds", type=int, default=3, help="turns per server and endpoint")
+    parser.add_argument("--only", help="comma-separated servers (raw and starlette always run)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args()
-    binary = ensure_wrk()
-    results: dict[str, dict[str, dict]] = {}  # type: ignore[type-arg]
-    for name, factory in SERVERS.items():
-        server = Server(factory)
-        try:
-            for endpoint, (method, url, body) in endpoints(server).items():
-                wrk(binary, url, 1, method, body)  # warm-up
-                results.setdefault(endpoint, {})[name] = wrk(binary, url, args.seconds, method,
-                                                             body)
-        finally:
-            server.stop()
+    names = list(SERVERS)
+    if args.only:
+        wanted = {"raw", "starlette", *args.only.split(",")}
+        names = [n for n in names if n in wanted]
+    results = measure(names, args.seconds, args.rounds)
     if args.json:
         print(json.dumps(results, indent=2))
         return
-    print(f"wrk -t1 -c64, {args.seconds:g} s per endpoint; ratios are req/s of the fake over "
-          "(b) raw ASGI and (c) bare Starlette")
-    print(f"{'endpoint':<22} {'server':<15} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
+    print(f"wrk -t1 -c64, median of {args.rounds} turns of {args.seconds:g} s; ratios: req/s "
+          "over (b) raw ASGI and (c) bare Starlette, both on uvicorn")
+    print(f"{'endpoint':<28} {'server':<15} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
           f"{'÷raw':>6} {'÷starlette':>10} {'p99÷raw':>8}")
     for endpoint, by_server in results.items():
         raw, bare = by_server["raw"], by_server["starlette"]
         for name, r in by_server.items():
-            print(f"{endpoint:<22} {name:<15} {r['rps']:>9.0f} {r['p50_ms']:>8.2f} "
+            print(f"{endpoint:<28} {name:<15} {r['rps']:>9.0f} {r['p50_ms']:>8.2f} "
                   f"{r['p99_ms']:>8.2f} {r['rps'] / raw['rps']:>6.2f} "
                   f"{r['rps'] / bare['rps']:>10.2f} {r['p99_ms'] / raw['p99_ms']:>8.2f}"
-                  + (f"  ({r['non_2xx']} non-2xx)" if r["non_2xx"] else ""))
+                  + (f"  ({r['non_2xx']:.0f} non-2xx)" if r["non_2xx"] else ""))
 
 
 if __name__ == "__main__":

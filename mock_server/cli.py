@@ -139,7 +139,7 @@ def serve(config: Config, log_level: str) -> None:
     print(f"  OpenAPI: {base}/openapi.json   admin: {base}/__admin/health")
     sys.stdout.flush()
     quiet_dropped_connections()
-    uvicorn.Server(uvicorn.Config(app, log_level=log_level, lifespan="off")).run(sockets=[sock])
+    uvicorn.Server(uvicorn.Config(app, log_level=log_level, lifespan="on")).run(sockets=[sock])
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -191,6 +191,9 @@ class ServerConfig:
     #: Answer plain status polls on a raw-ASGI fast path (same bytes, same journal; off: every
     #: request goes through Starlette — for debugging or comparing).
     fast_path: bool = True
+    #: While served, freeze what survives each full garbage collection (``web/gcpolicy.py``):
+    #: collector pauses stay short however many jobs are held.
+    gc_freeze: bool = True
 
     def __post_init__(self) -> None:
         if not self.time_scale > 0:

@@ -34,7 +34,7 @@ class Entry(NamedTuple):
 
     seq: int
     provider: str | None
-    #: An :class:`~mock_server.vocab.Operation` (a ``str``), or what the route was called.
+    #: An :class:`~mock_server.vocab.Operation`'s value, or what the route was called.
     operation: str | None
     method: str
     path: str
@@ -46,7 +46,7 @@ class Entry(NamedTuple):
     sim_time: float
     real_time: float
     duration_ms: float
-    #: The job's phase as the response showed it (a :class:`~mock_server.vocab.Phase`).
+    #: The job's phase as the response showed it (a :class:`~mock_server.vocab.Phase` value).
     phase: str | None = None
     fault: str | None = None
     retry_after: float | None = None
@@ -99,7 +99,9 @@ class Journal:
     def __init__(self, *, capacity: int = 10_000, max_jobs: int = 10_000) -> None:
         self.capacity = capacity
         self.max_jobs = max_jobs
-        self.entries: deque[Entry] = deque(maxlen=capacity)
+        # Plain tuples of strings and numbers, which the garbage collector stops tracking:
+        # a full ring then costs collections nothing (an ``Entry`` is made when read).
+        self._ring: deque[tuple[Any, ...]] = deque(maxlen=capacity)
         self._jobs: OrderedDict[str, JobSummary] = OrderedDict()
         self._not_before: dict[str, float] = {}
         self._seq = itertools.count()
@@ -139,12 +141,17 @@ class Journal:
         if job_id:
             flags = self._update(self._summary(job_id, provider, key), op, status, phase,
                                  sim_time, fault, flags)
-        entry = Entry(next(self._seq), provider, op or operation, method, path, job_id, key,
-                      status, sim_time, real_time, duration_ms, phase, fault, retry_after,
-                      tuple(violations) if violations else (), flags)
-        self.entries.append(entry)
+        row = (next(self._seq), provider, op._value_ if op else operation, method, path, job_id,
+               key, status, sim_time, real_time, duration_ms, phase._value_ if phase else None,
+               fault, retry_after, tuple(violations) if violations else (), flags)
+        self._ring.append(row)
         self.total += 1
-        return entry
+        return Entry._make(row)
+
+    @property
+    def entries(self) -> list[Entry]:
+        """The retained entries, oldest first."""
+        return list(map(Entry._make, self._ring))
 
     def job(self, job_id: str) -> JobSummary | None:
         """The summary of one job, if still retained."""
@@ -159,14 +166,14 @@ class Journal:
         key: str | None = None, limit: int | None = None,
     ) -> list[Entry]:
         """Retained entries, oldest first, filtered; ``limit`` keeps the most recent."""
-        found = [e for e in self.entries
+        found = [e for e in map(Entry._make, self._ring)
                  if (job_id is None or e.job_id == job_id)
                  and (provider is None or e.provider == provider)
                  and (key is None or e.key == key)]
         return found[-limit:] if limit else found
 
     def reset(self) -> None:
-        self.entries.clear()
+        self._ring.clear()
         self._jobs.clear()
         self._not_before.clear()
         self.total = 0

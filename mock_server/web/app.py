@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any
 
@@ -32,6 +33,7 @@ from ..engine import Engine
 from ..errors import ApiError, InjectedFault, MethodNotAllowed, RouteNotFound
 from ..store import JobStore
 from ..vocab import Operation
+from . import gcpolicy
 from .admin import ADMIN_PREFIX, admin_routes
 from .admin import wrap as admin_wrap
 from .fastpath import FastPath
@@ -106,6 +108,7 @@ def create_app(
 
     app = WanmockApp(
         routes=routes,
+        lifespan=partial(_lifespan, rt),
         middleware=[Middleware(JournalMiddleware, rt=rt)],
         exception_handlers={
             ApiError: partial(_api_error, rt),
@@ -117,6 +120,19 @@ def create_app(
     if server.fast_path:
         app.fast_path = FastPath(rt)
     return app
+
+
+@asynccontextmanager
+async def _lifespan(rt: Runtime, app: Starlette) -> AsyncIterator[None]:
+    """While served (not in-process): the collector policy of ``server.gc_freeze``."""
+    policy = rt.config.server.gc_freeze and not gcpolicy.installed()
+    if policy:
+        gcpolicy.install()
+    try:
+        yield
+    finally:
+        if policy:
+            gcpolicy.uninstall()
 
 
 def _provider_endpoint(

@@ -1,0 +1,58 @@
+"""The collector policy: installed for the app's lifespan only, and it freezes survivors."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from collections.abc import Callable
+from typing import Any
+
+from mock_server import Config, FakeClock, create_app
+from mock_server.web import gcpolicy
+
+
+def _during_lifespan(config: Config, check: Callable[[], None]) -> None:
+    """Start the app's lifespan, run ``check``, shut it down."""
+    app = create_app(config, clock=FakeClock())
+
+    async def run() -> None:
+        inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        task = asyncio.ensure_future(app({"type": "lifespan"}, inbox.get, outbox.put))
+        await inbox.put({"type": "lifespan.startup"})
+        assert (await outbox.get())["type"] == "lifespan.startup.complete"
+        check()
+        await inbox.put({"type": "lifespan.shutdown"})
+        assert (await outbox.get())["type"] == "lifespan.shutdown.complete"
+        await task
+
+    asyncio.run(run())
+
+
+def test_survivors_of_a_full_collection_are_frozen_while_served() -> None:
+    seen: dict[str, int] = {}
+
+    def check() -> None:
+        assert gcpolicy.installed()
+        kept = [[i] for i in range(10_000)]  # tracked objects that survive
+        seen["before"] = gc.get_freeze_count()
+        gc.collect()
+        seen["after"] = gc.get_freeze_count()
+        del kept
+
+    _during_lifespan(Config(), check)
+    assert seen["after"] >= seen["before"] + 10_000
+    assert not gcpolicy.installed() and gc.get_freeze_count() == 0  # all undone at shutdown
+
+
+def test_off_by_config_and_never_in_process() -> None:
+    _during_lifespan(Config().replace(server={"gc_freeze": False}),
+                     lambda: _assert(not gcpolicy.installed()))
+    create_app(Config(), clock=FakeClock())  # building an app changes nothing global
+    assert not gcpolicy.installed()
+
+
+def _assert(condition: bool) -> None:
+    assert condition
+
+
