@@ -1,6 +1,7 @@
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -68,6 +69,34 @@ def test_python_m_mock_server_serves_and_prints_both_base_urls() -> None:
         assert "TheRouter base URL" in lines[1] and "RunComfy  base URL" in lines[2]
         health = httpx.get(f"{base}/__admin/health", timeout=10).json()
         assert health["seed"] == 3 and health["providers"] == ["runcomfy", "therouter"]
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_serve_with_granian_answers_a_lifecycle_on_the_fast_path() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mock_server", "serve", "--port", "0", "--fake-clock",
+         "--server", "granian"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ),
+    )
+    try:
+        assert process.stdout is not None
+        base = process.stdout.readline().split()[3]
+        headers = {"authorization": "Bearer k"}
+        deadline = time.monotonic() + 20  # real start-up time of another process, not simulated
+        while True:
+            try:
+                job = httpx.post(f"{base}/v1/images/generations?async=true", headers=headers,
+                                 json={"model": "wan/wan2.2-t2i-flash", "prompt": "a cat"},
+                                 timeout=5).json()
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "granian did not start"
+                time.sleep(0.05)
+        httpx.post(f"{base}/__admin/clock/advance", json={"seconds": 3600}, timeout=5)
+        polled = httpx.get(f"{base}/v1/jobs/{job['id']}", headers=headers, timeout=5).json()
+        assert (job["status"], polled["status"]) == ("queued", "succeeded")
     finally:
         process.terminate()
         process.wait(timeout=10)
