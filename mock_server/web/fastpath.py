@@ -80,6 +80,16 @@ class PathTemplate(NamedTuple):
         return value
 
 
+class _Call(NamedTuple):
+    path: str
+    template: PathTemplate
+    dialect: Dialect
+    #: The path parameter's value ('' if the route has none).
+    param: str
+    headers: dict[bytes, bytes]
+    owner: str
+
+
 class _Memo(NamedTuple):
     record: JobRecord
     base: str
@@ -130,6 +140,20 @@ class FastPath:
         #: Requests answered here, by operation (the rest went to the full app).
         self.answered = dict.fromkeys((Operation.SUBMIT, Operation.STATUS), 0)
 
+    def _call(self, routes: list[tuple[PathTemplate, Dialect]], operation: Operation,
+              scope: Scope) -> _Call | None:
+        """The request's route, its parameter, headers and owner, if this path may answer it."""
+        path: str = scope["path"]
+        match = _match(routes, path)
+        if match is None:
+            return None
+        template, dialect, value = match
+        headers = _headers(scope)
+        owner = self._owner(dialect.name, operation, scope, headers)
+        if owner is None:
+            return None
+        return _Call(path, template, dialect, value, headers, owner)
+
     def _owner(self, provider: str, operation: Operation, scope: Scope,
                headers: Mapping[bytes, bytes]) -> str | None:
         """The caller's owner token if the full app would accept the key and decide no fault."""
@@ -173,16 +197,11 @@ class FastPath:
 
     async def get(self, scope: Scope, send: Send) -> bool:
         """Answer a GET if it is a plain status poll; ``False``: nothing was sent or changed."""
-        path: str = scope["path"]
-        match = _match(self.polls, path)
-        if match is None:
-            return False
-        _, dialect, job_id = match
         started = time.perf_counter()
-        headers = _headers(scope)
-        owner = self._owner(dialect.name, Operation.STATUS, scope, headers)
-        if owner is None:
+        call = self._call(self.polls, Operation.STATUS, scope)
+        if call is None:
             return False
+        path, _, dialect, job_id, headers, owner = call
         rt = self.rt
         record = rt.engine.store.get(job_id)
         if (record is None or record.owner != owner or record.provider != dialect.name
@@ -221,16 +240,11 @@ class FastPath:
         """Answer a POST if it is a plain async submit: ``None``. Otherwise nothing was sent or
         changed, and the result is the ``receive`` the full app must use (it replays what was
         read of the body)."""
-        path: str = scope["path"]
-        match = _match(self.submits, path)
-        if match is None:
-            return receive
-        template, dialect, param = match
         started = time.perf_counter()
-        headers = _headers(scope)
-        owner = self._owner(dialect.name, Operation.SUBMIT, scope, headers)
-        if owner is None:
+        call = self._call(self.submits, Operation.SUBMIT, scope)
+        if call is None:
             return receive
+        path, template, dialect, param, headers, owner = call
         rt = self.rt
         limit = rt.config.server.max_body_bytes
         media = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
