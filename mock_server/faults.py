@@ -147,6 +147,7 @@ class FaultInjector:
         self.timeout_delay = timeout_delay
         self.rng = random.Random(f"faults:{seed}")
         self._scripts: dict[tuple[str | None, Operation | None], deque[ScriptedFault]] = {}
+        self._quiet: dict[tuple[str, Operation], bool] = {}
 
     def script(
         self, faults: Iterable[ScriptedFault], *, provider: str | None = None,
@@ -188,17 +189,18 @@ class FaultInjector:
         no state doing so: no script could apply, no rate limit counts it, no latency or rule
         draws from the RNG. Lets the web layer skip the decision without changing any outcome.
         """
-        if operation in self.latency:
-            return False
         scripts = self._scripts
         if scripts and any(scripts.get(scope) for scope in (
                 (provider, operation), (None, operation), (provider, None), (None, None))):
             return False
-        bucket = "submit" if operation is Operation.SUBMIT else "poll"
-        if bucket in self.limiter.limits:
-            return False
-        return not any(rule.operation in (None, operation) and rule.provider in (None, provider)
-                       for rule in self.rules)
+        quiet = self._quiet.get((provider, operation))
+        if quiet is None:  # rules, latency and limits are fixed for the injector's life
+            bucket = "submit" if operation is Operation.SUBMIT else "poll"
+            quiet = self._quiet[(provider, operation)] = (
+                operation not in self.latency and bucket not in self.limiter.limits
+                and not any(rule.operation in (None, operation)
+                            and rule.provider in (None, provider) for rule in self.rules))
+        return quiet
 
     def reset(self) -> None:
         """Forget scripts and rate-limit windows."""

@@ -26,7 +26,7 @@ import logging
 import time
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import NamedTuple
+from typing import Any, NamedTuple
 from urllib.parse import parse_qsl
 
 from starlette.types import Message, Receive, Scope, Send
@@ -44,6 +44,7 @@ __all__ = ["FastPath", "PathTemplate"]
 log = logging.getLogger("wanmock")
 
 _SCENARIO = HEADER.lower().encode()
+_UNSEEN: Any = object()
 
 
 class PathTemplate(NamedTuple):
@@ -137,6 +138,9 @@ class FastPath:
         self.submits = _routes(rt, Operation.SUBMIT, "POST")
         self._memo: dict[str, _Memo] = {}
         self._queries: dict[bytes, Mapping[str, str]] = {}
+        self._seen: dict[Operation, dict[str, tuple[PathTemplate, Dialect, str] | None]] = {
+            Operation.STATUS: {}, Operation.SUBMIT: {}}
+        self._keys: dict[bytes, Any] = {}
         #: Requests answered here, by operation (the rest went to the full app).
         self.answered = dict.fromkeys((Operation.SUBMIT, Operation.STATUS), 0)
 
@@ -144,7 +148,12 @@ class FastPath:
               scope: Scope) -> _Call | None:
         """The request's route, its parameter, headers and owner, if this path may answer it."""
         path: str = scope["path"]
-        match = _match(routes, path)
+        seen = self._seen[operation]  # clients repeat the same few paths: remember the matches
+        match = seen.get(path, _UNSEEN)
+        if match is _UNSEEN:
+            if len(seen) >= self.capacity:
+                seen.clear()
+            match = seen[path] = _match(routes, path)
         if match is None:
             return None
         template, dialect, value = match
@@ -163,7 +172,11 @@ class FastPath:
         authorization = headers.get(b"authorization")
         if authorization is None:
             return None
-        key = bearer_key(authorization.decode("latin-1"))
+        key = self._keys.get(authorization, _UNSEEN)
+        if key is _UNSEEN:
+            if len(self._keys) >= 4096:
+                self._keys.clear()
+            key = self._keys[authorization] = bearer_key(authorization.decode("latin-1"))
         accepted = rt.config.server.api_keys
         if key is None or (accepted and key not in accepted):
             return None
