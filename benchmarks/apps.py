@@ -1,13 +1,16 @@
-"""The three servers the whole-server benchmark compares, as uvicorn factories.
+"""The servers the whole-server benchmark compares, as uvicorn factories.
 
 * ``raw`` — a bare ASGI callable answering constant bytes: the practical limit of a Python ASGI
   server on this box.
+* ``raw_busy`` — ``raw`` burning 130 µs of CPU per request: a control for tail latency.
 * ``starlette`` — a bare Starlette app answering a constant JSON.
 * ``fake`` / ``fake_nojournal`` — wanmock itself (auth on; journal on or off).
 * ``raw_app`` / ``fake_app`` — ready-made instances, for servers that take no factory.
 """
 
 from __future__ import annotations
+
+import time
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -31,6 +34,21 @@ def raw() -> object:
                     "headers": [(b"content-type", b"application/json"),
                                 (b"content-length", str(len(BODY)).encode())]})
         await send({"type": "http.response.body", "body": BODY})
+
+    return app
+
+
+def raw_busy() -> object:
+    """``raw`` plus 130 µs of CPU per request (about what the fake spends on a submit): a control
+    showing how uvicorn's tail latency behaves for any app that saturates its worker."""
+    inner = raw()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            end = time.perf_counter() + 130e-6
+            while time.perf_counter() < end:
+                pass
+        await inner(scope, receive, send)  # type: ignore[operator]
 
     return app
 

@@ -1,7 +1,9 @@
 """Whole-server benchmark: the fake vs the raw-ASGI limit vs bare Starlette, in one run.
 
 Every server runs on a free loopback port, one worker: under uvicorn (httptools + uvloop, access
-log off) the raw-ASGI limit (b), bare Starlette (c), the fake with its journal on and off; and,
+log off) the raw-ASGI limit (b), bare Starlette (c), the fake with its journal on and off, the
+raw app burning 130 µs of CPU per request (a control: uvicorn's tail latency once any app
+saturates the worker); and,
 as the fastest way found to serve the fake on this box, the raw limit and the fake under granian.
 ``wrk -t1 -c64`` drives each endpoint; servers take turns, ``--rounds`` times, and the median of
 the rounds is reported (this 2-core box is shared with wrk and noisy: turns spread the noise).
@@ -42,6 +44,7 @@ SERVERS: dict[str, tuple[list[str], str]] = {
     "starlette": (UVICORN, "benchmarks.apps:starlette"),
     "fake": (UVICORN, "benchmarks.apps:fake"),
     "fake-nojournal": (UVICORN, "benchmarks.apps:fake_nojournal"),
+    "raw-busy": (UVICORN, "benchmarks.apps:raw_busy"),
     "raw@granian": (GRANIAN, "benchmarks.apps:raw_app"),
     "fake@granian": (GRANIAN, "benchmarks.apps:fake_app"),
 }
