@@ -141,7 +141,8 @@ class Runtime:
         return owner
 
     def owner(self, api_key: str) -> str:
-        """:func:`owner_of`, remembered for the last few thousand keys."""
+        """:func:`owner_of`, remembered for the last few thousand keys (in process memory only:
+        records and the journal carry the hash, never the key)."""
         owner = self._owners.get(api_key)
         if owner is None:
             if len(self._owners) >= 4096:
