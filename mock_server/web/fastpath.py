@@ -37,7 +37,7 @@ from ..lifecycle import JobRecord, JobView, next_change
 from ..scenarios import HEADER
 from ..vocab import Operation, Phase
 from .handlers import create_job, decode_json, encode_reply
-from .runtime import Runtime, base_url, bearer_key
+from .runtime import Runtime, bearer_key
 
 __all__ = ["FastPath", "PathTemplate"]
 
@@ -177,15 +177,13 @@ class FastPath:
             if len(self._keys) >= 4096:
                 self._keys.clear()
             key = self._keys[authorization] = bearer_key(authorization.decode("latin-1"))
-        accepted = rt.config.server.api_keys
-        if key is None or (accepted and key not in accepted):
+        if key is None or not rt.accepts(key):
             return None
         return rt.owner(key)
 
     def _base(self, scope: Scope, headers: Mapping[bytes, bytes]) -> str:
         host = headers.get(b"host")
-        return self.rt.config.server.public_base_url or base_url(
-            scope, host.decode("latin-1") if host else None)
+        return self.rt.base_for(scope, host.decode("latin-1") if host else None)
 
     async def _answer(
         self, send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes, *,

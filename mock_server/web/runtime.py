@@ -133,8 +133,7 @@ class Runtime:
         key = bearer_key(header)
         if key is None:
             raise AuthError("malformed Authorization header; expected 'Bearer <key>'")
-        accepted = self.config.server.api_keys
-        if accepted and key not in accepted:
+        if not self.accepts(key):
             raise AuthError("invalid API key")
         owner = self.owner_or_none(request)
         assert owner is not None  # the header is well formed
@@ -150,10 +149,18 @@ class Runtime:
             owner = self._owners[api_key] = owner_of(api_key)
         return owner
 
+    def accepts(self, key: str) -> bool:
+        """Whether ``server.api_keys`` lets this bearer key in (empty: any key)."""
+        accepted = self.config.server.api_keys
+        return not accepted or key in accepted
+
+    def base_for(self, scope: Scope, host: str | None) -> str:
+        """The base URL written into answers: the configured public one, else the request's."""
+        return self.config.server.public_base_url or base_url(scope, host)
+
     def links(self, request: Request) -> Links:
         """URL builders for this request's host (or the configured public base URL)."""
-        return self.links_for(self.config.server.public_base_url
-                              or base_url(request.scope, request.headers.get("host")))
+        return self.links_for(self.base_for(request.scope, request.headers.get("host")))
 
     def links_for(self, base: str) -> Links:
         """URL builders under ``base`` (remembered for the last few hundred hosts)."""
