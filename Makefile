@@ -24,7 +24,7 @@ test-props: $(STAMP) ## property tests with the thorough 'ci' Hypothesis profile
 	$(PY) -m pytest -q --hypothesis-profile=ci -m "not smoke" tests $(ARGS)
 
 lint: $(STAMP) ## ruff
-	.venv/bin/ruff check mock_server schemas contracts tests benchmarks
+	.venv/bin/ruff check mock_server schemas contracts examples tests benchmarks
 
 typecheck: $(STAMP) ## mypy --strict on the packages
 	.venv/bin/mypy

@@ -18,7 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from mock_server import Config, create_app
+from wanmock.server import Config, create_app
 
 BODY = b'{"id":"img_00000000000000000000000000","object":"image_job","status":"in_progress"}'
 

@@ -6,10 +6,10 @@ import os
 
 import pytest
 
-from mock_server.config import LifecycleConfig, QueueScope
-from mock_server.distributions import Fixed, Uniform
-from mock_server.engine import Engine
-from mock_server.lifecycle import JobRequest
+from wanmock.server.config import LifecycleConfig, QueueScope
+from wanmock.server.distributions import Fixed, Uniform
+from wanmock.server.engine import Engine
+from wanmock.server.lifecycle import JobRequest
 
 #: Named sizes; ``WANMOCK_BENCH_SIZES=1k,100k`` narrows them (1M takes ~20 s to build).
 SIZES = {"1k": 1_000, "100k": 100_000, "1M": 1_000_000}

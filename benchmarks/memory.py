@@ -15,11 +15,11 @@ import random
 import time
 import tracemalloc
 
-from mock_server.config import Config, LifecycleConfig
-from mock_server.dialects import RunComfy
-from mock_server.distributions import Fixed, Uniform
-from mock_server.engine import Engine
-from mock_server.web.runtime import owner_of
+from wanmock.server.config import Config, LifecycleConfig
+from wanmock.server.dialects import RunComfy
+from wanmock.server.distributions import Fixed, Uniform
+from wanmock.server.engine import Engine
+from wanmock.server.web.runtime import owner_of
 
 PROMPT = ("Cyberpunk alley in heavy rain, neon signs reflecting on wet asphalt, dramatic rim "
           "light, crisp details, 16 by 9")

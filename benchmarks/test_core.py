@@ -7,12 +7,12 @@ import random
 
 import pytest
 
-import schemas
-from mock_server import Config, FakeClock, create_app
-from mock_server.dialects import Links, TheRouter
-from mock_server.engine import Engine
-from mock_server.journal import Journal
-from mock_server.vocab import Operation, Phase
+from wanmock import schemas
+from wanmock.server import Config, FakeClock, create_app
+from wanmock.server.dialects import Links, TheRouter
+from wanmock.server.engine import Engine
+from wanmock.server.journal import Journal
+from wanmock.server.vocab import Operation, Phase
 
 pytestmark = pytest.mark.benchmark(group="core")
 BODY = {"model": "wan/wan2.2-t2i-flash", "prompt": "a lighthouse at dusk", "size": "1024x768",

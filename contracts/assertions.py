@@ -1,9 +1,9 @@
 """Assertions over the journal: did the client behave? Messages say what, where and by how much.
 
-Each takes a :class:`~mock_server.journal.Journal` (``app.state.wanmock.journal``, or the
+Each takes a :class:`~wanmock.server.journal.Journal` (``app.state.wanmock.journal``, or the
 ``wanmock_journal`` fixture) and optionally one ``job_id``; it raises :class:`AssertionError`.
 
->>> from mock_server.journal import Journal
+>>> from wanmock.server.journal import Journal
 >>> assert_stopped_polling_at_terminal(Journal())   # an empty journal has nothing to judge
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from mock_server.journal import (
+from wanmock.server.journal import (
     IGNORED_RETRY_AFTER,
     POLL_AFTER_TERMINAL,
     RESULT_BEFORE_SUCCESS,

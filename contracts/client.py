@@ -18,11 +18,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, SupportsIndex
 
-from mock_server import Config, FakeClock, create_app
-from mock_server.faults import ScriptedFault
-from mock_server.journal import Journal
-from mock_server.vocab import FaultKind, Operation
-from mock_server.web.serve import LiveServer
+from wanmock.server import Config, FakeClock, create_app
+from wanmock.server.faults import ScriptedFault
+from wanmock.server.journal import Journal
+from wanmock.server.vocab import FaultKind, Operation
+from wanmock.server.web.serve import LiveServer
 
 from . import assertions
 

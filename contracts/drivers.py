@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 import httpx
 
-from mock_server.vocab import Phase
+from wanmock.server.vocab import Phase
 
 __all__ = ["DRIVERS", "Driver", "RunComfyDriver", "TheRouterDriver"]
 

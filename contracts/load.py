@@ -20,8 +20,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from mock_server.clock import Clock, FakeClock
-from mock_server.vocab import Phase
+from wanmock.server.clock import Clock, FakeClock
+from wanmock.server.vocab import Phase
 
 from .drivers import DRIVERS, Driver
 

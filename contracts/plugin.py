@@ -2,13 +2,13 @@
 
 Fixtures (all fresh per test):
 
-* ``wanmock_clock`` — the :class:`~mock_server.FakeClock`; ``wanmock_clock.advance(60)``.
-* ``wanmock_config`` — the :class:`~mock_server.Config`; override it, or use
+* ``wanmock_clock`` — the :class:`~wanmock.server.FakeClock`; ``wanmock_clock.advance(60)``.
+* ``wanmock_config`` — the :class:`~wanmock.server.Config`; override it, or use
   ``@pytest.mark.wanmock(preset="flaky", seed=3, lifecycle={...})``.
 * ``wanmock_app`` — the in-process ASGI app (use with ``httpx.ASGITransport``).
 * ``wanmock_server`` — the same app on a real uvicorn socket; ``wanmock_server.url``.
 * ``wanmock_base_url`` — that URL, for clients that take a base URL.
-* ``wanmock_journal`` — what clients did; judge it with :mod:`contracts.assertions`.
+* ``wanmock_journal`` — what clients did; judge it with :mod:`wanmock.contracts.assertions`.
 * ``wanmock_faults`` — script the next responses: ``wanmock_faults.script(["http-503"])``.
 
 Tests marked ``smoke`` talk to the real providers: they run only when selected
@@ -25,10 +25,10 @@ import pytest
 if TYPE_CHECKING:  # imported lazily: the plugin loads on every pytest run
     from starlette.applications import Starlette
 
-    from mock_server import Config, FakeClock
-    from mock_server.faults import FaultInjector
-    from mock_server.journal import Journal
-    from mock_server.web.serve import LiveServer
+    from wanmock.server import Config, FakeClock
+    from wanmock.server.faults import FaultInjector
+    from wanmock.server.journal import Journal
+    from wanmock.server.web.serve import LiveServer
 
 __all__ = ["FaultScripter"]
 
@@ -53,7 +53,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture
 def wanmock_clock() -> FakeClock:
     """The fake clock of this test's fake: ``wanmock_clock.advance(60)``."""
-    from mock_server import FakeClock
+    from wanmock.server import FakeClock
 
     return FakeClock()
 
@@ -61,7 +61,7 @@ def wanmock_clock() -> FakeClock:
 @pytest.fixture
 def wanmock_config(request: pytest.FixtureRequest) -> Config:
     """The fake's config; set with ``@pytest.mark.wanmock(preset=..., seed=..., ...)``."""
-    from mock_server import Config
+    from wanmock.server import Config
 
     marker = request.node.get_closest_marker("wanmock")
     options: dict[str, Any] = dict(marker.kwargs) if marker else {}
@@ -74,7 +74,7 @@ def wanmock_config(request: pytest.FixtureRequest) -> Config:
 @pytest.fixture
 def wanmock_app(wanmock_config: Config, wanmock_clock: FakeClock) -> Starlette:
     """The fake as an in-process ASGI app (for ``httpx.ASGITransport``)."""
-    from mock_server import create_app
+    from wanmock.server import create_app
 
     return create_app(wanmock_config, clock=wanmock_clock)
 
@@ -82,7 +82,7 @@ def wanmock_app(wanmock_config: Config, wanmock_clock: FakeClock) -> Starlette:
 @pytest.fixture
 def wanmock_server(wanmock_app: Starlette) -> Iterator[LiveServer]:
     """The fake on a real uvicorn socket (free loopback port), stopped after the test."""
-    from mock_server.web.serve import LiveServer
+    from wanmock.server.web.serve import LiveServer
 
     with LiveServer(wanmock_app) as server:
         yield server
@@ -96,7 +96,7 @@ def wanmock_base_url(wanmock_server: LiveServer) -> str:
 
 @pytest.fixture
 def wanmock_journal(wanmock_app: Starlette) -> Journal:
-    """What clients did to the fake; judge it with ``contracts.assertions``."""
+    """What clients did to the fake; judge it with ``wanmock.contracts.assertions``."""
     return wanmock_app.state.wanmock.journal  # type: ignore[no-any-return]
 
 
@@ -113,8 +113,8 @@ class FaultScripter:
     def script(self, faults: list[str], *, provider: str | None = None,
                operation: str | None = None, retry_after: float = 5.0) -> None:
         """The next responses (of one endpoint, if given) get these faults, in order."""
-        from mock_server.faults import ScriptedFault, parse_fault
-        from mock_server.vocab import Operation, parse_enum
+        from wanmock.server.faults import ScriptedFault, parse_fault
+        from wanmock.server.vocab import Operation, parse_enum
 
         op = parse_enum(Operation, operation, name="operation") if operation else None
         items = [ScriptedFault(parse_fault(f, name="fault"), retry_after) for f in faults]

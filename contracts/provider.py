@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from mock_server.vocab import Phase
+from wanmock.server.vocab import Phase
 
 from .drivers import DRIVERS, Driver
 from .responses import response_problems

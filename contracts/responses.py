@@ -15,8 +15,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-import schemas
-from mock_server.dialects import Dialect, DialectRegistry, Route, default_registry
+from wanmock import schemas
+from wanmock.server.dialects import Dialect, DialectRegistry, Route, default_registry
 
 __all__ = ["ResponseProblem", "expected_schema", "response_problems"]
 

@@ -14,9 +14,9 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-import schemas
-from mock_server.scenarios import SCENARIO_FORMS
-from mock_server.vocab import FaultKind
+from wanmock import schemas
+from wanmock.server.scenarios import SCENARIO_FORMS
+from wanmock.server.vocab import FaultKind
 
 __all__ = ["InvalidRequest", "faults", "invalid_requests", "scenarios", "valid_requests"]
 

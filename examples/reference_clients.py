@@ -74,7 +74,7 @@ class PollingClient:
                                                f"{response.text[:200]}")
                     return response.json()
             except (httpx.TransportError, ValueError):
-                delay = self.retry_delay(None, attempt)
+                delay = min(2.0**attempt, 30.0)  # connection dropped or body unreadable
             self.wait(delay)
         raise GenerationFailed(f"{method} {url}: no usable answer after {self.max_attempts} tries")
 

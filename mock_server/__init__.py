@@ -1,6 +1,6 @@
 """wanmock's fake server: both providers' async image-job APIs on a simulated clock.
 
->>> from mock_server import create_app, Config, FakeClock
+>>> from wanmock.server import create_app, Config, FakeClock
 >>> clock = FakeClock()
 >>> app = create_app(Config(), clock=clock)   # serve with uvicorn, or test via httpx.ASGITransport
 """

@@ -1,4 +1,4 @@
-"""``python -m mock_server`` is ``wanmock``."""
+"""``python -m wanmock.server`` is ``wanmock``."""
 
 import sys
 

@@ -183,8 +183,8 @@ def _load(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     import asyncio
     import json
 
-    from contracts.load import LoadReport, PollPolicy, is_loopback, run_load
-    from contracts.smoke import cost_statement, find_key
+    from wanmock.contracts.load import LoadReport, PollPolicy, is_loopback, run_load
+    from wanmock.contracts.smoke import cost_statement, find_key
 
     remote = not is_loopback(args.base_url)
     if remote and not args.allow_remote:
@@ -230,15 +230,15 @@ def _check_provider(parser: argparse.ArgumentParser, args: argparse.Namespace) -
 
     import httpx
 
-    from contracts.provider import Report, admin_clock_wait, verify_provider
-    from contracts.smoke import KEY_ENV, cost_statement, find_key, run_smoke
+    from wanmock.contracts.provider import Report, admin_clock_wait, verify_provider
+    from wanmock.contracts.smoke import KEY_ENV, cost_statement, find_key, run_smoke
 
     key = args.api_key or find_key(args.provider)
     if args.command == "smoke":
         if not key:
             parser.exit(2, f"wanmock: error: --api-key or ${KEY_ENV[args.provider]} is needed "
                            "for a smoke test\n")
-        from contracts.smoke import REAL_BASE_URLS
+        from wanmock.contracts.smoke import REAL_BASE_URLS
 
         base = args.base_url or REAL_BASE_URLS[args.provider]
         print(cost_statement(args.provider, args.max_jobs, base))

@@ -2,7 +2,7 @@
 
 Only :meth:`Config.from_toml`, :meth:`Config.from_mapping` and :meth:`Config.from_env` read
 files, mappings or ``os.environ``; the core receives finished objects. Every unknown key or
-bad value raises :class:`~mock_server.errors.ConfigError` naming the key and the valid choices.
+bad value raises :class:`~wanmock.server.errors.ConfigError` naming the key and the valid choices.
 
 >>> Config().therouter.sync_deadline
 100.0
@@ -318,7 +318,7 @@ class Config:
         return config.replace(server=overrides) if overrides else config
 
     def with_preset(self, name: str) -> Config:
-        """This config with a named preset (see :mod:`mock_server.presets`) laid over the
+        """This config with a named preset (see :mod:`wanmock.server.presets`) laid over the
         lifecycle, faults, latency and rate-limit sections, which it resets first."""
         from .presets import PRESETS
 

@@ -1,8 +1,8 @@
 """The lifecycle engine shared by every provider: submit, look up, cancel — no HTTP here.
 
 The engine decides a job's fate once, at submit (a :class:`Plan`: queue delay, run time, outcome),
-places it in a :class:`~mock_server.scheduler.FifoQueue`, and from then on derives its state from
-timestamps with :func:`~mock_server.lifecycle.state_at`. Every method takes ``now`` explicitly:
+places it in a :class:`~wanmock.server.scheduler.FifoQueue`, and from then on derives its state from
+timestamps with :func:`~wanmock.server.lifecycle.state_at`. Every method takes ``now`` explicitly:
 the engine never reads a clock, so it is a function of time and its inputs.
 """
 

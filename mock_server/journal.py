@@ -34,7 +34,7 @@ class Entry(NamedTuple):
 
     seq: int
     provider: str | None
-    #: An :class:`~mock_server.vocab.Operation`'s value, or what the route was called.
+    #: An :class:`~wanmock.server.vocab.Operation`'s value, or what the route was called.
     operation: str | None
     method: str
     path: str
@@ -46,7 +46,7 @@ class Entry(NamedTuple):
     sim_time: float
     real_time: float
     duration_ms: float
-    #: The job's phase as the response showed it (a :class:`~mock_server.vocab.Phase` value).
+    #: The job's phase as the response showed it (a :class:`~wanmock.server.vocab.Phase` value).
     phase: str | None = None
     fault: str | None = None
     retry_after: float | None = None

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import HealthCheck, settings
 from starlette.applications import Starlette
 
-from contracts.drivers import DRIVERS, Driver
-from contracts.responses import response_problems
-from mock_server import Config, FakeClock, create_app
+from wanmock.contracts.drivers import DRIVERS, Driver
+from wanmock.contracts.responses import response_problems
+from wanmock.server import Config, FakeClock, create_app
 
 settings.register_profile("dev", max_examples=25, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])

@@ -1,4 +1,4 @@
-"""Imports point down only (see ARCHITECTURE.md)."""
+"""Imports point down only (see ARCHITECTURE.md), and only by the shipped names."""
 
 import ast
 from pathlib import Path
@@ -8,8 +8,11 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 CORE = ["clock", "config", "distributions", "engine", "errors", "faults", "images", "journal",
         "lifecycle", "presets", "scenarios", "scheduler", "store", "vocab"]
-FORBIDDEN_FOR_CORE = ("starlette", "uvicorn", "httpx", "mock_server.web", "mock_server.dialects",
-                      "mock_server.cli", "contracts", ".web", ".dialects", ".cli")
+FORBIDDEN_FOR_CORE = ("starlette", "uvicorn", "httpx", "wanmock.server.web",
+                      "wanmock.server.dialects", "wanmock.server.cli", "wanmock.contracts",
+                      ".web", ".dialects", ".cli")
+#: The repository's folder names; installed, they exist only under ``wanmock``.
+UNSHIPPED_NAMES = ("mock_server", "schemas", "contracts", "examples")
 
 
 def imports(path: Path) -> set[str]:
@@ -31,8 +34,17 @@ def test_core_imports_nothing_from_upper_layers(module: str) -> None:
 
 def test_schemas_and_dialects_do_not_reach_up() -> None:
     assert not {n for n in imports(ROOT / "schemas" / "__init__.py")
-                if n.startswith(("mock_server", "contracts"))}
+                if n.startswith(("wanmock.server", "wanmock.contracts"))}
     for path in (ROOT / "mock_server" / "dialects").glob("*.py"):
         bad = {n for n in imports(path) if n.startswith(("..web", "..cli", "starlette",
-                                                          "contracts"))}
+                                                          "wanmock.contracts"))}
         assert not bad, f"{path.name} imports {bad}"
+
+
+@pytest.mark.parametrize("folder", ["mock_server", "schemas", "contracts", "examples", "tests",
+                                    "benchmarks"])
+def test_code_imports_the_installed_names_only(folder: str) -> None:
+    """``import schemas`` works in this checkout but not once installed: always ``wanmock.…``."""
+    for path in (ROOT / folder).rglob("*.py"):
+        bad = {n for n in imports(path) if n.split(".")[0] in UNSHIPPED_NAMES}
+        assert not bad, f"{path.relative_to(ROOT)} imports {bad}; use wanmock.server/schemas/…"

@@ -7,7 +7,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from mock_server.cli import build_parser, config_from_args, main
+from wanmock.server.cli import build_parser, config_from_args, main
 
 
 def parse(*argv: str):  # type: ignore[no-untyped-def]
@@ -54,9 +54,9 @@ def test_bad_config_file_is_a_clean_error(
     assert "lifecycle.run_time: cannot read 'forever'" in capsys.readouterr().err
 
 
-def test_python_m_mock_server_serves_and_prints_both_base_urls() -> None:
+def test_python_m_wanmock_server_serves_and_prints_both_base_urls() -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "mock_server", "serve", "--port", "0", "--seed", "3",
+        [sys.executable, "-m", "wanmock.server", "serve", "--port", "0", "--seed", "3",
          "--fake-clock"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ),
     )
@@ -76,7 +76,7 @@ def test_python_m_mock_server_serves_and_prints_both_base_urls() -> None:
 
 def test_serve_with_granian_answers_a_lifecycle_on_the_fast_path() -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "mock_server", "serve", "--port", "0", "--fake-clock",
+        [sys.executable, "-m", "wanmock.server", "serve", "--port", "0", "--fake-clock",
          "--server", "granian"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ),
     )

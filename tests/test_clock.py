@@ -2,7 +2,7 @@ import asyncio
 
 import pytest
 
-from mock_server.clock import FakeClock, RealClock
+from wanmock.server.clock import FakeClock, RealClock
 
 pytestmark = pytest.mark.anyio
 
@@ -56,7 +56,7 @@ async def test_sleep_until_the_past_returns_at_once_and_cancel_forgets_waiter() 
 
 def test_real_clock_scales_time(monkeypatch: pytest.MonkeyPatch) -> None:
     ticks = iter([1000.0, 1000.5])
-    monkeypatch.setattr("mock_server.clock.time.monotonic", lambda: next(ticks))
+    monkeypatch.setattr("wanmock.server.clock.time.monotonic", lambda: next(ticks))
     clock = RealClock(scale=1000, start=0.0)
     assert clock.now() == pytest.approx(500.0)  # half a real second = 500 simulated seconds
 

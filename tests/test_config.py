@@ -2,9 +2,9 @@ from pathlib import Path
 
 import pytest
 
-from mock_server.config import Config, NotReadyStyle, QueueScope
-from mock_server.distributions import Fixed
-from mock_server.errors import ConfigError
+from wanmock.server.config import Config, NotReadyStyle, QueueScope
+from wanmock.server.distributions import Fixed
+from wanmock.server.errors import ConfigError
 
 
 def test_defaults_follow_the_docs() -> None:

@@ -2,8 +2,8 @@ import random
 
 import pytest
 
-from mock_server.distributions import Fixed, LogNormal, Uniform, parse_distribution
-from mock_server.errors import ConfigError
+from wanmock.server.distributions import Fixed, LogNormal, Uniform, parse_distribution
+from wanmock.server.errors import ConfigError
 
 
 @pytest.mark.parametrize(

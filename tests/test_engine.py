@@ -1,11 +1,11 @@
 import pytest
 
-from mock_server.config import LifecycleConfig, QueueScope
-from mock_server.distributions import Fixed
-from mock_server.engine import Engine, Plan
-from mock_server.errors import JobForbidden, JobNotFound
-from mock_server.lifecycle import JobRequest
-from mock_server.vocab import Phase
+from wanmock.server.config import LifecycleConfig, QueueScope
+from wanmock.server.distributions import Fixed
+from wanmock.server.engine import Engine, Plan
+from wanmock.server.errors import JobForbidden, JobNotFound
+from wanmock.server.lifecycle import JobRequest
+from wanmock.server.vocab import Phase
 
 REQUEST = JobRequest(model="m", prompt="p", width=512, height=512)
 

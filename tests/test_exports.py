@@ -4,7 +4,7 @@ import importlib
 
 import pytest
 
-MODULES = ["mock_server", "schemas"]
+MODULES = ["wanmock.server", "wanmock.schemas"]
 
 
 @pytest.mark.parametrize("name", MODULES)

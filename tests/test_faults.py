@@ -1,10 +1,10 @@
 import pytest
 
-from mock_server.config import Config
-from mock_server.distributions import Fixed
-from mock_server.errors import ConfigError
-from mock_server.faults import FaultInjector, FaultRule, RateLimit, RateLimiter, ScriptedFault
-from mock_server.vocab import FaultKind, Operation, Phase
+from wanmock.server.config import Config
+from wanmock.server.distributions import Fixed
+from wanmock.server.errors import ConfigError
+from wanmock.server.faults import FaultInjector, FaultRule, RateLimit, RateLimiter, ScriptedFault
+from wanmock.server.vocab import FaultKind, Operation, Phase
 
 
 def test_scripts_come_first_in_order_and_pass_lets_one_through() -> None:

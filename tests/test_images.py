@@ -2,7 +2,7 @@ import io
 
 from PIL import Image
 
-from mock_server.images import ImageKey, Renderer, UrlSigner
+from wanmock.server.images import ImageKey, Renderer, UrlSigner
 
 
 def test_png_has_the_requested_size_and_is_deterministic() -> None:

@@ -1,5 +1,5 @@
-from mock_server.journal import Journal
-from mock_server.vocab import Operation, Phase
+from wanmock.server.journal import Journal
+from wanmock.server.vocab import Operation, Phase
 
 
 def record(journal: Journal, op: Operation, t: float, **kw: object):  # type: ignore[no-untyped-def]

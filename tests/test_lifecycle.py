@@ -2,8 +2,8 @@ import math
 
 import pytest
 
-from mock_server.lifecycle import Failure, JobRecord, JobRequest, state_at
-from mock_server.vocab import FailureKind, Phase
+from wanmock.server.lifecycle import Failure, JobRecord, JobRequest, state_at
+from wanmock.server.vocab import FailureKind, Phase
 
 REQUEST = JobRequest(model="m", prompt="p", width=512, height=512, seed=1)
 

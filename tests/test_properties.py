@@ -5,13 +5,13 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mock_server.config import LifecycleConfig, QueueScope
-from mock_server.distributions import Fixed, Uniform
-from mock_server.engine import Engine, Plan
-from mock_server.errors import JobNotFound
-from mock_server.lifecycle import JobRequest
-from mock_server.scenarios import apply_scenario
-from mock_server.vocab import Phase
+from wanmock.server.config import LifecycleConfig, QueueScope
+from wanmock.server.distributions import Fixed, Uniform
+from wanmock.server.engine import Engine, Plan
+from wanmock.server.errors import JobNotFound
+from wanmock.server.lifecycle import JobRequest
+from wanmock.server.scenarios import apply_scenario
+from wanmock.server.vocab import Phase
 
 REQUEST = JobRequest(model="m", prompt="p", width=512, height=512)
 RETENTION = 5_000.0

@@ -2,10 +2,10 @@ import math
 
 import pytest
 
-from mock_server.engine import Plan
-from mock_server.errors import InvalidRequest
-from mock_server.scenarios import apply_scenario, parse_scenario
-from mock_server.vocab import FailureKind
+from wanmock.server.engine import Plan
+from wanmock.server.errors import InvalidRequest
+from wanmock.server.scenarios import apply_scenario, parse_scenario
+from wanmock.server.vocab import FailureKind
 
 
 def plan(text: str) -> Plan:

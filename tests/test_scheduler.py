@@ -1,7 +1,7 @@
 
 import pytest
 
-from mock_server.scheduler import FifoQueue
+from wanmock.server.scheduler import FifoQueue
 
 
 def test_single_slot_runs_jobs_back_to_back() -> None:

@@ -3,7 +3,7 @@ import json
 import pytest
 from jsonschema import Draft202012Validator
 
-import schemas
+from wanmock import schemas
 
 
 @pytest.mark.parametrize("name", schemas.names())
@@ -80,7 +80,7 @@ def test_the_fast_validator_agrees_with_jsonschema(provider: str) -> None:
     """check() trusts the Rust validator's "valid"; both must agree on every generated body."""
     from hypothesis import given, settings
 
-    from contracts.strategies import invalid_requests, valid_requests
+    from wanmock.contracts.strategies import invalid_requests, valid_requests
 
     name = f"{provider}/submit-request"
 

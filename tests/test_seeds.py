@@ -19,9 +19,9 @@ import httpx
 import pytest
 from PIL import Image
 
-from contracts.responses import response_problems
-from mock_server import Config, FakeClock, create_app
-from mock_server.web.serve import LiveServer
+from wanmock.contracts.responses import response_problems
+from wanmock.server import Config, FakeClock, create_app
+from wanmock.server.web.serve import LiveServer
 
 SEEDS = Path(__file__).parent / "seeds"
 pytestmark = pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from contracts.smoke import KEY_ENV, find_key, run_smoke
+from wanmock.contracts.smoke import KEY_ENV, find_key, run_smoke
 
 pytestmark = [pytest.mark.smoke, pytest.mark.anyio]
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Protocol
 
-import schemas
+from wanmock import schemas
 
 from ..config import Config
 from ..engine import CancelResult
@@ -110,7 +110,7 @@ class Dialect(Protocol):
         ...
 
     def check_id(self, job_id: str) -> None:
-        """Raise :class:`~mock_server.errors.MalformedId` if ``job_id`` cannot be one of ours."""
+        """Raise :class:`~wanmock.server.errors.MalformedId` if ``job_id`` cannot be one of ours."""
         ...
 
     def parse_submit(

@@ -3,8 +3,8 @@
 Documented: submit ``POST /v1/models/{model_id}``; ``GET /v1/requests/{id}/status`` and
 ``/result``; ``POST /v1/requests/{id}/cancel`` → 202 with ``outcome``. The input schema is the
 seed's. Where the docs disagree (submit 200 vs 202, /result before completion, the auth error,
-``failed`` on /status, ``output.image`` vs ``images``) :class:`~mock_server.config.RunComfyConfig`
-selects; defaults are the documented variants.
+``failed`` on /status, ``output.image`` vs ``images``)
+:class:`~wanmock.server.config.RunComfyConfig` selects; defaults are the documented variants.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Collection, Mapping
 from typing import Any, ClassVar
 
-import schemas
+from wanmock import schemas
 
 from ..config import AuthErrorStyle, Config, NotReadyStyle, OutputField
 from ..engine import CancelResult

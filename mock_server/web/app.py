@@ -3,7 +3,7 @@
 Routes are a readable table built from the dialect registry; domain errors become provider-shaped
 responses in one exception-handler table; admin routes live under ``/__admin``.
 
->>> from mock_server import FakeClock
+>>> from wanmock.server import FakeClock
 >>> app = create_app(clock=FakeClock())
 >>> sorted(app.state.wanmock.dialects)
 ['runcomfy', 'therouter']
@@ -79,7 +79,7 @@ def create_app(
 
     ``clock`` defaults to a :class:`FakeClock` if ``config.server.fake_clock`` else a
     :class:`RealClock` at ``config.server.time_scale``; ``store`` to an in-memory store.
-    With no arguments at all (``uvicorn --factory mock_server:create_app``) the config comes
+    With no arguments at all (``uvicorn --factory wanmock.server:create_app``) the config comes
     from the environment (:meth:`Config.from_env`).
     """
     if config is None:

@@ -15,7 +15,7 @@ app answers. ``tests/web/test_fastpath.py`` checks both ways give byte-identical
 journals.
 
 Status bodies are memoised per job while its phase cannot change
-(:func:`~mock_server.lifecycle.next_change`) and, while queued, its position stays the same:
+(:func:`~wanmock.server.lifecycle.next_change`) and, while queued, its position stays the same:
 records are immutable, so a cancel or reschedule makes a new record and misses the memo. The
 memo is bounded (oldest out first).
 """

@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-import schemas
+from wanmock import schemas
 
 from ..dialects import Dialect
 

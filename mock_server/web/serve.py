@@ -1,6 +1,6 @@
 """Running an app on a real socket: the CLI's foreground server and tests' :class:`LiveServer`.
 
->>> from mock_server import create_app, FakeClock
+>>> from wanmock.server import create_app, FakeClock
 >>> with LiveServer(create_app(clock=FakeClock())) as server:   # doctest: +SKIP
 ...     httpx.get(server.url + "/__admin/health")
 """

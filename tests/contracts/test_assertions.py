@@ -1,8 +1,8 @@
 import pytest
 
-from contracts import assertions as a
-from mock_server.journal import Journal
-from mock_server.vocab import Operation, Phase
+from wanmock.contracts import assertions as a
+from wanmock.server.journal import Journal
+from wanmock.server.vocab import Operation, Phase
 
 
 def journal_of(*events: tuple[Operation, float, dict]) -> Journal:  # type: ignore[type-arg]

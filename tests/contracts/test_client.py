@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
-from contracts.client import SCENARIOS, check_client
-from examples.reference_clients import (
+from wanmock.contracts.client import SCENARIOS, check_client
+from wanmock.examples.reference_clients import (
     GenerationFailed,
     RunComfyClient,
     TheRouterClient,

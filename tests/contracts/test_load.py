@@ -5,9 +5,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from contracts.load import PollPolicy, is_loopback, run_load
-from mock_server import Config, FakeClock, create_app
-from mock_server.cli import main
+from wanmock.contracts.load import PollPolicy, is_loopback, run_load
+from wanmock.server import Config, FakeClock, create_app
+from wanmock.server.cli import main
 
 pytestmark = pytest.mark.anyio
 

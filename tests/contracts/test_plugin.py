@@ -12,7 +12,7 @@ def test_fixtures_give_a_fresh_fake_per_test(pytester: pytest.Pytester) -> None:
         import asyncio
         import httpx
         import pytest
-        from contracts.assertions import assert_stopped_polling_at_terminal
+        from wanmock.contracts.assertions import assert_stopped_polling_at_terminal
 
         SUBMIT = "/v1/models/wan-ai/wan-2-2/flash/text-to-image"
 

@@ -9,10 +9,10 @@ import httpx
 import pytest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from contracts.provider import verify_provider
-from mock_server import Config, FakeClock, create_app
-from mock_server.cli import main
-from mock_server.web.serve import LiveServer
+from wanmock.contracts.provider import verify_provider
+from wanmock.server import Config, FakeClock, create_app
+from wanmock.server.cli import main
+from wanmock.server.web.serve import LiveServer
 
 pytestmark = pytest.mark.anyio
 PROVIDERS = ["therouter", "runcomfy"]

@@ -8,11 +8,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-import schemas
-from contracts.smoke import cost_statement, find_key, run_smoke
-from mock_server import Config, FakeClock, create_app
-from mock_server.cli import main
-from mock_server.web.serve import LiveServer
+from wanmock import schemas
+from wanmock.contracts.smoke import cost_statement, find_key, run_smoke
+from wanmock.server import Config, FakeClock, create_app
+from wanmock.server.cli import main
+from wanmock.server.web.serve import LiveServer
 
 pytestmark = pytest.mark.anyio
 

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from starlette.applications import Starlette
 
-from contracts.drivers import DRIVERS
-from contracts.strategies import InvalidRequest, invalid_requests, scenarios, valid_requests
-from mock_server import Config, FakeClock, create_app
 from tests.conftest import Checked
+from wanmock.contracts.drivers import DRIVERS
+from wanmock.contracts.strategies import InvalidRequest, invalid_requests, scenarios, valid_requests
+from wanmock.server import Config, FakeClock, create_app
 
 APP: dict[str, Starlette] = {}
 

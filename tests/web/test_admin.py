@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 from starlette.applications import Starlette
 
-from mock_server import FakeClock
 from tests.conftest import Checked
+from wanmock.server import FakeClock
 
 pytestmark = pytest.mark.anyio
 
@@ -26,7 +26,7 @@ async def test_reset_forgets_jobs_journal_and_scripts(http: Checked, app: Starle
 
 
 async def test_admin_paths_never_collide_with_provider_paths(app: Starlette) -> None:
-    from mock_server.dialects import default_registry
+    from wanmock.server.dialects import default_registry
 
     for dialect in default_registry():
         for route in dialect.routes:

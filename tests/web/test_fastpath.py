@@ -18,11 +18,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from starlette.types import Message
 
-from mock_server import Config, FakeClock, create_app
-from mock_server.dialects import Reply
-from mock_server.vocab import Operation
-from mock_server.web.app import WanmockApp
-from mock_server.web.handlers import encode_reply, respond
+from wanmock.server import Config, FakeClock, create_app
+from wanmock.server.dialects import Reply
+from wanmock.server.vocab import Operation
+from wanmock.server.web.app import WanmockApp
+from wanmock.server.web.handlers import encode_reply, respond
 
 TR_BODY = {"model": "wan/wan2.2-t2i-flash", "prompt": "a lighthouse"}
 RC_BODY = {"prompt": "a lighthouse"}

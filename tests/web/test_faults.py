@@ -10,10 +10,10 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from contracts.drivers import DRIVERS, Driver
-from mock_server import Config, FakeClock, create_app
-from mock_server.web.serve import LiveServer
 from tests.conftest import Checked
+from wanmock.contracts.drivers import DRIVERS, Driver
+from wanmock.server import Config, FakeClock, create_app
+from wanmock.server.web.serve import LiveServer
 
 pytestmark = pytest.mark.anyio
 

@@ -10,9 +10,9 @@ import pytest
 from PIL import Image
 from starlette.applications import Starlette
 
-from contracts.drivers import DRIVERS, Driver
-from mock_server import FakeClock, Phase
 from tests.conftest import Checked
+from wanmock.contracts.drivers import DRIVERS, Driver
+from wanmock.server import FakeClock, Phase
 
 pytestmark = pytest.mark.anyio
 
@@ -218,7 +218,7 @@ def test_checked_client_catches_a_schema_break() -> None:
     """The response hook used by every test really fails on a wrong body."""
     request = httpx.Request("GET", "http://127.0.0.1:8000/v1/requests/r/status")
     response = httpx.Response(200, json={"request_id": "r", "status": "done"}, request=request)
-    from contracts.responses import response_problems
+    from wanmock.contracts.responses import response_problems
 
     (problem,) = response_problems(response)
     assert "status must be one of" in problem.message and problem.schema == "runcomfy/status"

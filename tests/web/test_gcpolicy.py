@@ -7,8 +7,8 @@ import gc
 from collections.abc import Callable
 from typing import Any
 
-from mock_server import Config, FakeClock, create_app
-from mock_server.web import gcpolicy
+from wanmock.server import Config, FakeClock, create_app
+from wanmock.server.web import gcpolicy
 
 
 def _during_lifespan(config: Config, check: Callable[[], None]) -> None:

@@ -8,8 +8,8 @@ from collections.abc import Callable
 import pytest
 from starlette.applications import Starlette
 
-from mock_server import FakeClock
 from tests.conftest import Checked
+from wanmock.server import FakeClock
 
 pytestmark = pytest.mark.anyio
 RUNCOMFY = "/v1/models/wan-ai/wan-2-2/flash/text-to-image"

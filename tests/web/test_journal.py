@@ -7,9 +7,9 @@ from collections.abc import Callable
 import pytest
 from starlette.applications import Starlette
 
-from mock_server import FakeClock
-from mock_server.web.runtime import owner_of
 from tests.conftest import Checked
+from wanmock.server import FakeClock
+from wanmock.server.web.runtime import owner_of
 
 pytestmark = pytest.mark.anyio
 
@@ -79,7 +79,7 @@ async def test_journal_can_be_disabled(make_app: Callable[..., Starlette],
 
 
 async def test_same_seed_same_requests_same_responses(clock: FakeClock) -> None:
-    from mock_server import Config, create_app
+    from wanmock.server import Config, create_app
 
     async def run() -> list[tuple[int, bytes]]:
         fake = FakeClock()

@@ -1,8 +1,8 @@
 import pytest
 from starlette.applications import Starlette
 
-from mock_server.dialects import default_registry
 from tests.conftest import Checked
+from wanmock.server.dialects import default_registry
 
 pytestmark = pytest.mark.anyio
 

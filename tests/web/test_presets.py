@@ -7,11 +7,11 @@ from collections.abc import Callable
 import pytest
 from starlette.applications import Starlette
 
-from contracts.drivers import DRIVERS
-from mock_server import Config, FakeClock, Phase, create_app
-from mock_server.presets import PRESETS
-from mock_server.web.faulting import ConnectionDropped
 from tests.conftest import Checked
+from wanmock.contracts.drivers import DRIVERS
+from wanmock.server import Config, FakeClock, Phase, create_app
+from wanmock.server.presets import PRESETS
+from wanmock.server.web.faulting import ConnectionDropped
 
 pytestmark = pytest.mark.anyio
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from contracts.drivers import Driver
-from mock_server import FakeClock, Phase
+from wanmock.contracts.drivers import Driver
+from wanmock.server import FakeClock, Phase
 
 pytestmark = pytest.mark.anyio
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import schemathesis
 from hypothesis import HealthCheck, settings
 
-from mock_server import Config, FakeClock, create_app
+from wanmock.server import Config, FakeClock, create_app
 
 KEY = "schemathesis-key"
 APP = create_app(Config().replace(server={"seed": 11, "api_keys": [KEY]}), clock=FakeClock())

@@ -13,9 +13,9 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, rule
 
-from contracts.drivers import DRIVERS
-from mock_server import Config, FakeClock, Phase, create_app
 from tests.conftest import Checked
+from wanmock.contracts.drivers import DRIVERS
+from wanmock.server import Config, FakeClock, Phase, create_app
 
 KEYS = ("key-a", "key-b", "key-c")
 

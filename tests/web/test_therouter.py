@@ -9,8 +9,8 @@ from collections.abc import Callable
 import pytest
 from starlette.applications import Starlette
 
-from mock_server import FakeClock
 from tests.conftest import Checked
+from wanmock.server import FakeClock
 
 pytestmark = pytest.mark.anyio
 
