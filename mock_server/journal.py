@@ -1,25 +1,51 @@
 """The journal: every request the fake answered, and how each client treated each job.
 
-Bounded: requests live in a ring buffer, per-job summaries in an LRU of fixed size, so a long load
-run cannot exhaust memory. Readable from Python (``app.state.wanmock.journal``) and through
-``GET /__admin/journal``. The flags it raises are the client behaviours a test wants to judge:
+Two kinds of memory, for two purposes:
 
-* ``poll-after-terminal`` — a status poll after the client was already shown a terminal status;
+* **For showing** — the most recent requests, in a ring buffer of ``capacity`` entries
+  (``GET /__admin/journal``). It forgets; nothing is judged from it.
+* **For judging** — summaries updated on every request that never lose evidence silently: per job
+  (:class:`JobSummary`), per API key (:class:`KeySummary`) and fleet-wide tallies
+  (:class:`Tally`: counts and histograms). Per-job and per-key summaries are bounded too
+  (``max_jobs``, ``max_keys``, oldest out first); the journal counts what it evicted
+  (``dropped_jobs``, ``dropped_keys``) so a verdict can refuse to pass on lost evidence.
+
+Classification of each request, the vocabulary of every verdict:
+
+* a **retry** — a request about a job (or, without a job, by a key) whose previous answer was an
+  error (5xx, 429, a dropped, empty or corrupted body): a client's, or its HTTP library's,
+  second try. Not a poll;
+* a **poll** — any other status request;
+* ``poll-after-terminal`` — a status request after the client was shown a terminal status;
 * ``ignored-retry-after`` — a request sooner than a ``Retry-After`` this key was given;
-* ``result-before-success`` — a result/content fetch before the job succeeded.
+* ``result-before-success`` — a result/content fetch before the job succeeded;
+* ``poll-after-cancel`` — a status request after the client's own cancel was accepted.
+
+Times are simulated seconds. Summaries keep the first :class:`Evidence` of each violation, so a
+message can say where it happened.
 """
 
 from __future__ import annotations
 
+import bisect
 import itertools
-from collections import OrderedDict, deque
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections import Counter, OrderedDict, deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields
 from typing import Any, NamedTuple
 
-from .vocab import Operation, Phase
+from .vocab import FaultKind, Operation, Phase
 
-__all__ = ["Entry", "JobSummary", "Journal"]
+__all__ = [
+    "BUCKETS",
+    "Entry",
+    "Evidence",
+    "Histogram",
+    "JobSummary",
+    "Journal",
+    "KeySummary",
+    "Tally",
+]
 
 #: Operation by name (members hash as their value, so a member finds itself too).
 _OPERATIONS: dict[str, Operation] = {op.value: op for op in Operation}
@@ -27,6 +53,14 @@ _OPERATIONS: dict[str, Operation] = {op.value: op for op in Operation}
 POLL_AFTER_TERMINAL = "poll-after-terminal"
 IGNORED_RETRY_AFTER = "ignored-retry-after"
 RESULT_BEFORE_SUCCESS = "result-before-success"
+POLL_AFTER_CANCEL = "poll-after-cancel"
+RETRY = "retry"
+#: Every client-behaviour violation a flag can name.
+VIOLATIONS = (POLL_AFTER_TERMINAL, IGNORED_RETRY_AFTER, RESULT_BEFORE_SUCCESS, POLL_AFTER_CANCEL)
+
+#: Faults after which the client saw no usable answer (its next request is a retry).
+_BODY_FAULTS = frozenset({FaultKind.DROP, FaultKind.TRUNCATED_JSON, FaultKind.MALFORMED_JSON,
+                          FaultKind.EMPTY_BODY, FaultKind.TIMEOUT})
 
 
 class Entry(NamedTuple):
@@ -59,54 +93,165 @@ class Entry(NamedTuple):
         return self._asdict()
 
 
+class Evidence(NamedTuple):
+    """Where something happened: simulated time and a short description."""
+
+    at: float
+    detail: str
+
+
 @dataclass(slots=True)
 class JobSummary:
-    """How clients treated one job."""
+    """How clients treated one job (see the module docstring for the vocabulary)."""
 
     job_id: str
     provider: str | None
     key: str | None
     submitted_at: float | None = None
+    last_request_at: float | None = None
     polls: int = 0
-    #: Simulated times of the most recent polls (bounded).
-    poll_times: deque[float] = field(default_factory=lambda: deque(maxlen=256))
+    retries: int = 0
     min_poll_interval: float | None = None
+    fastest_poll: Evidence | None = None
+    min_retry_gap: float | None = None
+    fastest_retry: Evidence | None = None
     terminal_seen_at: float | None = None
     terminal_phase: str | None = None
     polls_after_terminal: int = 0
+    first_poll_after_terminal: Evidence | None = None
     ignored_retry_after: int = 0
+    first_ignored_retry_after: Evidence | None = None
     results_before_success: int = 0
+    first_result_before_success: Evidence | None = None
+    polls_after_cancel: int = 0
     result_fetches: int = 0
     downloads: int = 0
     faults: int = 0
     cancels: int = 0
+    #: The last status request (poll or retry), the last error answer, an accepted cancel.
+    last_status_at: float | None = None
+    error_at: float | None = None
+    cancelled_at: float | None = None
 
-    def intervals(self) -> list[float]:
-        """Seconds between consecutive recorded polls."""
-        times = list(self.poll_times)
-        return [b - a for a, b in itertools.pairwise(times)]
+    def offset(self, at: float) -> str:
+        """``t+12.3 s``: simulated time as an offset from this job's submit."""
+        return _offset(at, self.submitted_at)
 
     def to_dict(self) -> dict[str, Any]:
-        data = {name: getattr(self, name) for name in self.__slots__}
-        data["poll_times"] = list(self.poll_times)
-        data["intervals"] = self.intervals()
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        for name, value in data.items():
+            if isinstance(value, Evidence):
+                data[name] = value._asdict()
         return data
 
 
-class Journal:
-    """Bounded record of requests and per-job client behaviour."""
+@dataclass(slots=True)
+class KeySummary:
+    """How one API key (its owner hash) behaved, requests without a job included."""
 
-    def __init__(self, *, capacity: int = 10_000, max_jobs: int = 10_000) -> None:
+    key: str
+    requests: int = 0
+    polls: int = 0
+    retries: int = 0
+    ignored_retry_after: int = 0
+    first_ignored_retry_after: Evidence | None = None
+    min_retry_gap: float | None = None
+    fastest_retry: Evidence | None = None
+    polls_after_terminal: int = 0
+    results_before_success: int = 0
+    #: ``Retry-After`` given to this key: no request before this simulated time.
+    not_before: float | None = None
+    #: The last error answer to a request of this key that addressed no job (a submit).
+    error_at: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        for name, value in data.items():
+            if isinstance(value, Evidence):
+                data[name] = value._asdict()
+        return data
+
+
+#: Upper bounds (simulated seconds, or counts for polls per job) of every histogram.
+BUCKETS: Mapping[str, tuple[float, ...]] = {
+    "poll_interval": (0.1, 0.5, 1, 2, 5, 10, 30, 60, 300),
+    "polls_per_job": (1, 2, 5, 10, 20, 50, 100, 500),
+    "notice_lag": (0.5, 1, 2, 5, 10, 30, 60, 300),
+    "submit_to_download": (30, 60, 90, 120, 180, 300, 600, 1800),
+}
+
+
+@dataclass(slots=True)
+class Histogram:
+    """Observations counted into fixed buckets (non-cumulative counts; the last is ``+Inf``)."""
+
+    bounds: tuple[float, ...]
+    counts: list[int] = field(default_factory=list)
+    total: float = 0.0
+    count: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.counts:
+            self.counts = [0] * (len(self.bounds) + 1)
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect.bisect_left(self.bounds, value)] += 1
+        self.total += value
+        self.count += 1
+
+
+@dataclass(slots=True)
+class Tally:
+    """Fleet-wide counts that never drop (for metrics and the dashboard)."""
+
+    #: (provider, operation, status) -> requests.
+    requests: Counter[tuple[str, str, int]] = field(default_factory=Counter)
+    #: (provider, fault, phase or "none") -> injected faults.
+    faults: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    #: (provider, violation) -> requests flagged.
+    violations: Counter[tuple[str, str]] = field(default_factory=Counter)
+    #: key -> violations of that key (for "the worst clients").
+    by_key: Counter[str] = field(default_factory=Counter)
+    #: (provider, outcome) -> jobs the clients were first shown in a terminal phase.
+    finished: Counter[tuple[str, str]] = field(default_factory=Counter)
+    histograms: dict[str, Histogram] = field(
+        default_factory=lambda: {name: Histogram(b) for name, b in BUCKETS.items()})
+
+
+def _offset(at: float, origin: float | None) -> str:
+    return f"t+{at - origin:.1f} s" if origin is not None else f"t={at:.1f} s"
+
+
+def _error_answer(status: int, fault: str | None) -> bool:
+    return status >= 500 or status == 429 or status == 0 or (
+        fault is not None and fault in _BODY_FAULTS)
+
+
+class Journal:
+    """Bounded record of requests plus summaries that judge client behaviour."""
+
+    def __init__(self, *, capacity: int = 10_000, max_jobs: int = 10_000,
+                 max_keys: int = 100_000) -> None:
         self.capacity = capacity
         self.max_jobs = max_jobs
+        self.max_keys = max_keys
         # Plain tuples of strings and numbers, which the garbage collector stops tracking:
         # a full ring then costs collections nothing (an ``Entry`` is made when read).
         self._ring: deque[tuple[Any, ...]] = deque(maxlen=capacity)
         self._jobs: OrderedDict[str, JobSummary] = OrderedDict()
-        self._not_before: dict[str, float] = {}
+        self._keys: OrderedDict[str, KeySummary] = OrderedDict()
+        self._providers: Counter[str] = Counter()
         self._seq = itertools.count()
+        self.tally = Tally()
         #: Requests recorded since the last reset (the ring buffer may hold fewer).
         self.total = 0
+        self.dropped_jobs = 0
+        self.dropped_keys = 0
+
+    @property
+    def dropped_entries(self) -> int:
+        """Entries pushed out of the ring buffer (shown no more; never judged from)."""
+        return self.total - len(self._ring)
 
     def record(
         self,
@@ -125,28 +270,143 @@ class Journal:
         fault: str | None = None,
         retry_after: float | None = None,
         violations: Iterable[str] = (),
+        finished_at: float | None = None,
     ) -> Entry:
-        """Add one request; updates the job's summary and returns the entry with its flags."""
-        flags: tuple[str, ...] = ()
+        """Add one request; updates the summaries and returns the entry with its flags.
+
+        ``finished_at`` is when the job shown reached its terminal phase, if it has (for the
+        "late notice" histogram)."""
         op = _OPERATIONS.get(operation) if operation is not None else None
-        if key is not None:
-            not_before = self._not_before.get(key) if self._not_before else None
-            if not_before is not None and sim_time < not_before:
-                flags = (IGNORED_RETRY_AFTER,)
-            if retry_after is not None:
-                self._not_before[key] = sim_time + retry_after
-                if len(self._not_before) > self.max_jobs:  # forget waits already over
-                    self._not_before = {k: t for k, t in self._not_before.items()
-                                        if t > sim_time}
-        if job_id:
-            flags = self._update(self._summary(job_id, provider, key), op, status, phase,
-                                 sim_time, fault, flags)
+        flags: list[str] = []
+        job = self._summary(job_id, provider, key) if job_id else None
+        who = self._key(key) if key is not None else None
+        where = f"{method} {path}"
+        now = sim_time
+        ignored: Evidence | None = None
+        if who is not None:
+            who.requests += 1
+            if who.not_before is not None and now < who.not_before:
+                flags.append(IGNORED_RETRY_AFTER)
+                ignored = Evidence(now, f"{where} {who.not_before - now:.1f} s before the "
+                                        "Retry-After it was given had passed")
+                who.ignored_retry_after += 1
+                if who.first_ignored_retry_after is None:
+                    who.first_ignored_retry_after = ignored
+        # A retry follows an error answer about the same job; a submit follows the key's last
+        # submit (it has no job until it is answered).
+        scope: JobSummary | KeySummary | None = (
+            who if op is Operation.SUBMIT or job is None else job)
+        error_at = scope.error_at if scope is not None else None
+        retry = error_at is not None
+        if retry:
+            flags.append(RETRY)
+            gap = now - error_at  # type: ignore[operator]
+            for summary in (job, who):
+                if summary is None:
+                    continue
+                summary.retries += 1
+                if summary.min_retry_gap is None or gap < summary.min_retry_gap:
+                    summary.min_retry_gap = gap
+                    summary.fastest_retry = Evidence(now, f"{where} {gap:.3f} s after an error "
+                                                     "answer")
+        if job is not None:
+            self._judge_job(job, who, op, status, phase, now, where, retry, finished_at, flags)
+            if ignored is not None:
+                job.ignored_retry_after += 1
+                if job.first_ignored_retry_after is None:
+                    job.first_ignored_retry_after = ignored
+            if fault:
+                job.faults += 1
+        elif op is Operation.STATUS and who is not None and not retry:
+            who.polls += 1
+        # Remember what this answer tells the next request.
+        if scope is not None:
+            scope.error_at = now if _error_answer(status, fault) else None
+        if who is not None and retry_after is not None:
+            who.not_before = now + retry_after
+        self._tally(provider or "", op, operation, status, phase, fault, key, flags)
         row = (next(self._seq), provider, op._value_ if op else operation, method, path, job_id,
                key, status, sim_time, real_time, duration_ms, phase._value_ if phase else None,
-               fault, retry_after, tuple(violations) if violations else (), flags)
+               fault, retry_after, tuple(violations) if violations else (), tuple(flags))
         self._ring.append(row)
         self.total += 1
+        self._providers[provider or ""] += 1
         return Entry._make(row)
+
+    def _judge_job(self, job: JobSummary, who: KeySummary | None, op: Operation | None,
+                   status: int, phase: Phase | None, now: float, where: str, retry: bool,
+                   finished_at: float | None, flags: list[str]) -> None:
+        job.last_request_at = now
+        if op is Operation.SUBMIT:
+            job.submitted_at = now
+        elif op is Operation.STATUS:
+            if retry:
+                pass
+            else:
+                job.polls += 1
+                if who is not None:
+                    who.polls += 1
+                if job.last_status_at is not None:
+                    gap = now - job.last_status_at
+                    self.tally.histograms["poll_interval"].observe(gap)
+                    if job.min_poll_interval is None or gap < job.min_poll_interval:
+                        job.min_poll_interval = gap
+                        job.fastest_poll = Evidence(now, f"{where} {gap:.3f} s after the "
+                                                    "previous poll")
+            job.last_status_at = now
+            if job.terminal_seen_at is not None:
+                flags.append(POLL_AFTER_TERMINAL)
+                job.polls_after_terminal += 1
+                if who is not None:
+                    who.polls_after_terminal += 1
+                if job.first_poll_after_terminal is None:
+                    job.first_poll_after_terminal = Evidence(
+                        now, f"{where} {now - job.terminal_seen_at:.1f} s after it was shown "
+                             f"{job.terminal_phase}")
+            if job.cancelled_at is not None:
+                flags.append(POLL_AFTER_CANCEL)
+                job.polls_after_cancel += 1
+        elif op in (Operation.RESULT, Operation.CONTENT):
+            job.result_fetches += 1
+            if phase is not Phase.SUCCEEDED:
+                flags.append(RESULT_BEFORE_SUCCESS)
+                job.results_before_success += 1
+                if who is not None:
+                    who.results_before_success += 1
+                if job.first_result_before_success is None:
+                    job.first_result_before_success = Evidence(
+                        now, f"{where} while the job was {phase or 'unknown'}")
+        elif op is Operation.DOWNLOAD and status == 200:
+            if job.downloads == 0 and job.submitted_at is not None:
+                self.tally.histograms["submit_to_download"].observe(now - job.submitted_at)
+            job.downloads += 1
+        elif op is Operation.CANCEL:
+            job.cancels += 1
+            if status < 400 and phase is Phase.CANCELLED and job.cancelled_at is None:
+                job.cancelled_at = now
+        if (phase is not None and phase.terminal and status < 400
+                and job.terminal_seen_at is None and op is not Operation.DOWNLOAD):
+            job.terminal_seen_at = now
+            job.terminal_phase = str(phase)
+            tally = self.tally
+            tally.finished[(job.provider or "", str(phase))] += 1
+            tally.histograms["polls_per_job"].observe(job.polls)
+            if finished_at is not None and op is not Operation.SUBMIT:
+                tally.histograms["notice_lag"].observe(max(0.0, now - finished_at))
+
+    def _tally(self, provider: str, op: Operation | None, operation: Operation | str | None,
+               status: int, phase: Phase | None, fault: str | None, key: str | None,
+               flags: list[str]) -> None:
+        tally = self.tally
+        name = op._value_ if op is not None else str(operation or "")
+        tally.requests[(provider, name, status)] += 1
+        if fault:
+            tally.faults[(provider, fault, phase._value_ if phase else "none")] += 1
+        for flag in flags:
+            if flag != RETRY:
+                tally.violations[(provider, flag)] += 1
+                if key is not None:
+                    tally.by_key[key] += 1
 
     @property
     def entries(self) -> list[Entry]:
@@ -160,6 +420,18 @@ class Journal:
     def jobs(self) -> list[JobSummary]:
         """Every retained job summary, oldest first."""
         return list(self._jobs.values())
+
+    def key(self, key: str) -> KeySummary | None:
+        """The summary of one API key (its owner hash), if still retained."""
+        return self._keys.get(key)
+
+    def keys(self) -> list[KeySummary]:
+        """Every retained key summary, oldest first."""
+        return list(self._keys.values())
+
+    def requests_by_provider(self) -> dict[str, int]:
+        """Requests recorded per provider since the last reset (never drops)."""
+        return {name: count for name, count in self._providers.items() if name}
 
     def query(
         self, *, job_id: str | None = None, provider: str | None = None,
@@ -175,8 +447,10 @@ class Journal:
     def reset(self) -> None:
         self._ring.clear()
         self._jobs.clear()
-        self._not_before.clear()
-        self.total = 0
+        self._keys.clear()
+        self._providers.clear()
+        self.tally = Tally()
+        self.total = self.dropped_jobs = self.dropped_keys = 0
 
     def _summary(self, job_id: str, provider: str | None, key: str | None) -> JobSummary:
         summary = self._jobs.get(job_id)
@@ -184,41 +458,18 @@ class Journal:
             summary = self._jobs[job_id] = JobSummary(job_id, provider, key)
             if len(self._jobs) > self.max_jobs:
                 self._jobs.popitem(last=False)
+                self.dropped_jobs += 1
         else:
             self._jobs.move_to_end(job_id)
         return summary
 
-    @staticmethod
-    def _update(summary: JobSummary, op: Operation | None, status: int, phase: Phase | None,
-                now: float, fault: str | None, flags: tuple[str, ...]) -> tuple[str, ...]:
-        """Count the request in the job's summary; returns ``flags`` plus any it raises."""
-        if fault:
-            summary.faults += 1
-        if IGNORED_RETRY_AFTER in flags:
-            summary.ignored_retry_after += 1
-        if op is Operation.SUBMIT:
-            summary.submitted_at = now
-        elif op is Operation.STATUS:
-            summary.polls += 1
-            if summary.poll_times:
-                gap = now - summary.poll_times[-1]
-                if summary.min_poll_interval is None or gap < summary.min_poll_interval:
-                    summary.min_poll_interval = gap
-            summary.poll_times.append(now)
-            if summary.terminal_seen_at is not None:
-                summary.polls_after_terminal += 1
-                flags += (POLL_AFTER_TERMINAL,)
-        elif op in (Operation.RESULT, Operation.CONTENT):
-            summary.result_fetches += 1
-            if phase is not Phase.SUCCEEDED:
-                summary.results_before_success += 1
-                flags += (RESULT_BEFORE_SUCCESS,)
-        elif op is Operation.DOWNLOAD and status == 200:
-            summary.downloads += 1
-        elif op is Operation.CANCEL:
-            summary.cancels += 1
-        if (phase is not None and phase.terminal and status < 400
-                and summary.terminal_seen_at is None and op is not Operation.DOWNLOAD):
-            summary.terminal_seen_at = now
-            summary.terminal_phase = str(phase)
-        return flags
+    def _key(self, key: str) -> KeySummary:
+        summary = self._keys.get(key)
+        if summary is None:
+            summary = self._keys[key] = KeySummary(key)
+            if len(self._keys) > self.max_keys:
+                self._keys.popitem(last=False)
+                self.dropped_keys += 1
+        else:
+            self._keys.move_to_end(key)
+        return summary

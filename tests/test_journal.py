@@ -24,28 +24,86 @@ def test_flags_polls_after_terminal_and_early_results() -> None:
     counts = (summary.polls, summary.polls_after_terminal, summary.results_before_success)
     assert counts == (3, 1, 1)
     assert summary.terminal_phase == "failed" and summary.terminal_seen_at == 10
-    assert summary.intervals()[0] == 5
     assert summary.min_poll_interval is not None and summary.min_poll_interval < 0.02
+    assert summary.fastest_poll is not None and summary.fastest_poll.at == 10.01
+    assert summary.first_poll_after_terminal is not None
+    assert summary.offset(summary.first_poll_after_terminal.at) == "t+10.0 s"
 
 
 def test_flags_requests_sooner_than_retry_after_per_key() -> None:
     journal = Journal()
     record(journal, Operation.STATUS, 0, status=429, retry_after=5.0)
     too_soon = record(journal, Operation.STATUS, 2)
-    other_key = record(journal, Operation.STATUS, 2, key="other")
+    other_key = record(journal, Operation.STATUS, 2, key="other", job_id="j2")
     in_time = record(journal, Operation.STATUS, 5)
-    assert too_soon.flags == ("ignored-retry-after",)
+    assert too_soon.flags == ("ignored-retry-after", "retry")
     assert other_key.flags == () and in_time.flags == ()
     assert journal.job("j").ignored_retry_after == 1  # type: ignore[union-attr]
+    assert journal.key("k").ignored_retry_after == 1  # type: ignore[union-attr]
 
 
-def test_journal_is_bounded() -> None:
-    journal = Journal(capacity=100, max_jobs=10)
+def test_a_request_after_an_error_answer_is_a_retry_not_a_poll() -> None:
+    journal = Journal()
+    record(journal, Operation.SUBMIT, 0, phase=Phase.QUEUED)
+    record(journal, Operation.STATUS, 5, phase=Phase.QUEUED)
+    record(journal, Operation.STATUS, 10, status=503)
+    retry = record(journal, Operation.STATUS, 10.2, phase=Phase.RUNNING)
+    record(journal, Operation.STATUS, 15, phase=Phase.RUNNING, fault="truncated-json")
+    second = record(journal, Operation.STATUS, 15.5, phase=Phase.RUNNING)
+    poll = record(journal, Operation.STATUS, 20, phase=Phase.RUNNING)
+    assert retry.flags == second.flags == ("retry",) and poll.flags == ()
+    job = journal.job("j")
+    assert job is not None
+    assert (job.polls, job.retries) == (4, 2)  # 5, 10, 15, 20 are polls
+    assert job.min_retry_gap is not None and abs(job.min_retry_gap - 0.2) < 1e-9
+    assert job.min_poll_interval == 4.5  # 15.5 -> 20; the gaps ending at a retry do not count
+    submit_error = record(journal, Operation.SUBMIT, 30, status=502, job_id=None)
+    resubmit = record(journal, Operation.SUBMIT, 30.05, job_id="j3", phase=Phase.QUEUED)
+    assert submit_error.flags == () and resubmit.flags == ("retry",)
+    key = journal.key("k")
+    assert key is not None and key.min_retry_gap is not None and key.min_retry_gap < 0.1
+
+
+def test_summaries_keep_counting_after_the_ring_overflows() -> None:
+    journal = Journal(capacity=100)
+    record(journal, Operation.SUBMIT, 0, phase=Phase.QUEUED)
+    record(journal, Operation.STATUS, 0.01, status=429, retry_after=5.0)
+    for i in range(2000):
+        record(journal, Operation.STATUS, 0.02 + i * 0.01, phase=Phase.QUEUED)
+    assert len(journal.entries) == 100 and journal.dropped_entries == 1902
+    assert not [e for e in journal.entries if "ignored-retry-after" in e.flags]  # ring forgot
+    job = journal.job("j")
+    too_soon = sum(1 for i in range(2000) if 0.02 + i * 0.01 < 0.01 + 5.0)
+    assert job is not None and job.ignored_retry_after == too_soon and job.polls == 2000
+
+
+def test_journal_is_bounded_and_counts_what_it_dropped() -> None:
+    journal = Journal(capacity=100, max_jobs=10, max_keys=5)
     for i in range(1000):
-        record(journal, Operation.STATUS, i, job_id=f"j{i}")
+        record(journal, Operation.STATUS, i, job_id=f"j{i}", key=f"k{i % 20}")
     assert len(journal.entries) == 100 and journal.total == 1000
     assert len(journal.jobs()) == 10 and journal.job("j999") is not None
-    assert journal.job("j0") is None
+    assert journal.job("j0") is None and journal.dropped_jobs == 990
+    assert len(journal.keys()) == 5 and journal.dropped_keys > 0
     assert [e.job_id for e in journal.query(limit=2)] == ["j998", "j999"]
+    assert journal.requests_by_provider() == {"p": 1000}
     journal.reset()
-    assert journal.total == 0 and not journal.jobs()
+    assert journal.total == 0 and not journal.jobs() and journal.dropped_jobs == 0
+
+
+def test_tally_counts_requests_faults_violations_and_histograms() -> None:
+    journal = Journal()
+    record(journal, Operation.SUBMIT, 0, phase=Phase.QUEUED)
+    record(journal, Operation.STATUS, 1, status=503, fault="http-503", phase=Phase.QUEUED)
+    record(journal, Operation.STATUS, 5, phase=Phase.SUCCEEDED, finished_at=3.0)
+    record(journal, Operation.STATUS, 6, phase=Phase.SUCCEEDED)
+    record(journal, Operation.DOWNLOAD, 7, phase=Phase.SUCCEEDED)
+    tally = journal.tally
+    assert tally.requests[("p", "status", 503)] == 1 and tally.requests[("p", "status", 200)] == 2
+    assert tally.faults == {("p", "http-503", "queued"): 1}
+    assert tally.violations == {("p", "poll-after-terminal"): 1}
+    assert tally.finished == {("p", "succeeded"): 1}
+    lag = tally.histograms["notice_lag"]
+    assert (lag.count, lag.total) == (1, 2.0)
+    assert tally.histograms["submit_to_download"].total == 7.0
+    assert tally.histograms["polls_per_job"].count == 1

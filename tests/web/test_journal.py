@@ -38,14 +38,15 @@ async def test_a_careless_client_is_caught_with_exactly_its_violations(
     rt = app.state.wanmock
     summary = rt.journal.job(job)
     assert statuses[0] == 429 and statuses[-1] == "failed"
-    assert summary.polls == 15
+    assert (summary.polls, summary.retries) == (14, 1)  # the request after the 429 retries
     assert summary.min_poll_interval == pytest.approx(0.01)
+    assert summary.min_retry_gap == pytest.approx(0.01)
     assert summary.ignored_retry_after == 11  # every request in the next 5 s
     first_failed = statuses.index("failed")
     assert summary.polls_after_terminal == len(statuses) - first_failed - 1
     assert summary.terminal_phase == "failed" and summary.results_before_success == 0
     flagged = {flag for e in rt.journal.query(job_id=job) for flag in e.flags}
-    assert flagged == {"ignored-retry-after", "poll-after-terminal"}
+    assert flagged == {"ignored-retry-after", "poll-after-terminal", "retry"}
     entries = (await http.get("/__admin/journal", params={"job_id": job})).json()["entries"]
     assert len(entries) == 16 and entries[0]["operation"] == "submit"
     assert entries[1]["status"] == 429 and entries[1]["fault"] == "http-429"
@@ -62,7 +63,7 @@ async def test_a_careful_client_has_a_clean_record(http: Checked, app: Starlette
     summary = (await http.get("/__admin/journal/jobs", params={"job_id": job})).json()
     assert summary["polls_after_terminal"] == 0 and summary["ignored_retry_after"] == 0
     assert summary["results_before_success"] == 0 and summary["downloads"] == 1
-    assert set(summary["intervals"]) == {5.0}
+    assert summary["min_poll_interval"] == 5.0 and summary["retries"] == 0
 
 
 async def test_validation_errors_are_journaled(http: Checked, app: Starlette) -> None:
