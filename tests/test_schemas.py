@@ -23,14 +23,20 @@ def test_every_documented_example_matches_its_schema(example: schemas.Example) -
     schemas.validate(example.schema, json.loads(example.path.read_text()))
 
 
-def test_examples_cover_both_providers_and_the_verbatim_cancel_example_is_broken_json() -> None:
+def test_examples_cover_every_provider_and_the_verbatim_cancel_example_is_broken_json() -> None:
     providers = {e.schema.split("/")[0] for e in EXAMPLES}
-    assert providers == {"therouter", "runcomfy"}
+    assert providers == {"therouter", "runcomfy", "dashscope"}
     verbatim = next(e for e in EXAMPLES if e.path.suffix == ".txt")
     with pytest.raises(json.JSONDecodeError):
         json.loads(verbatim.path.read_text())
     repaired = verbatim.path.read_text().replace('"completed"\n', '"completed",\n')
     schemas.validate("runcomfy/cancel-response", json.loads(repaired))
+
+
+DS_BODY = {"model": "wan2.2-t2i-flash", "input": {"prompt": "p"}}
+DS_OUT = {"task_id": "t", "task_status": "SUCCEEDED", "results": [{"url": "https://oss.example/1.png"}]}
+DS_TASK = {"request_id": "r", "usage": {"image_count": 1}, "output": DS_OUT}
+DS_FAILED_IMAGE = {"code": "InternalError.Algo", "message": "m"}
 
 
 @pytest.mark.parametrize(
@@ -49,6 +55,32 @@ def test_examples_cover_both_providers_and_the_verbatim_cancel_example_is_broken
          "type string; got integer 5"),
         ("runcomfy/status", {"request_id": "r", "status": "completed", "queue_position": 1},
          "queue_position", "not", "must not be present when status is 'completed'"),
+        ("dashscope/submit-request", {**DS_BODY, "parameters": {"size": "1024x1024"}},
+         "parameters.size", "pattern", "asterisk and each side 512-1440"),
+        ("dashscope/submit-request", {**DS_BODY, "parameters": {"size": "1441*1024"}},
+         "parameters.size", "pattern", "each side 512-1440"),
+        ("dashscope/submit-request", {**DS_BODY, "parameters": {"n": 5}}, "parameters.n",
+         "maximum", "<= 4"),
+        ("dashscope/submit-request", {**DS_BODY, "parameters": {"prompt_extent": True}},
+         "parameters.prompt_extent", "additionalProperties", "unknown field 'prompt_extent'"),
+        ("dashscope/submit-request", {"model": "wan2.2-t2i-flash"}, "input", "required",
+         "input is required"),
+        ("dashscope/task", {**DS_TASK, "output": {"task_id": "t", "task_status": "SUCCEEDED"}},
+         "output.results", "required", "output.results is required"),
+        ("dashscope/task", {**DS_TASK, "output": {**DS_OUT, "results": [DS_FAILED_IMAGE]}},
+         "output.results", "contains", "does not contain"),
+        ("dashscope/task", {"request_id": "r", "output": {"task_id": "t", "task_status": "FAILED",
+                                                          "message": "m"}},
+         "output.code", "required", "output.code is required"),
+        ("dashscope/task", {**DS_TASK, "output": {"task_id": "t", "task_status": "RUNNING"}},
+         "usage", "not", "usage must not be present"),
+        ("dashscope/task", {"request_id": "r", "output": {"task_id": "t", "task_status": "CANCELED",
+                                                          "results": [DS_FAILED_IMAGE]}},
+         "output.results", "not", "output.results must not be present"),
+        ("dashscope/task", {**DS_TASK, "output": {**DS_OUT, "end_time": "2025-01-08T16:04Z"}},
+         "output.end_time", "pattern", "'YYYY-MM-DD HH:MM:SS.mmm'"),
+        ("dashscope/error", {"code": "invalid_api_key", "message": "m"}, "code", "pattern",
+         "a DashScope code"),
     ],
 )
 def test_issues_name_field_rule_and_allowed_values(
@@ -57,6 +89,15 @@ def test_issues_name_field_rule_and_allowed_values(
     (issue,) = schemas.check(schema, body)
     assert (issue.field, issue.rule) == (field, rule)
     assert text in issue.message
+
+
+def test_dashscope_partial_failure_passes_and_the_2_megapixel_rule_is_left_to_code() -> None:
+    partial = {**DS_TASK, "output": {**DS_OUT, "results": [*DS_OUT["results"], DS_FAILED_IMAGE],
+                                     "task_metrics": {"TOTAL": 2, "SUCCEEDED": 1, "FAILED": 1}}}
+    assert not schemas.check("dashscope/task", partial)
+    # 1440*1440 is 2,073,600 px: over 2 MP, yet only code can say so (see the schema's description).
+    assert not schemas.check("dashscope/submit-request",
+                             {**DS_BODY, "parameters": {"size": "1440*1440"}})
 
 
 def test_validate_raises_with_every_issue_and_unknown_names_are_listed() -> None:
