@@ -21,6 +21,7 @@ from typing import Any, SupportsIndex
 from wanmock.server import Config, FakeClock, create_app
 from wanmock.server.faults import ScriptedFault
 from wanmock.server.journal import Journal
+from wanmock.server.state import at_once
 from wanmock.server.vocab import FaultKind, Operation
 from wanmock.server.web.serve import LiveServer
 
@@ -149,7 +150,7 @@ def _run(generate: Callable[..., Any], provider: str, scenario: Scenario, api_ke
     app = create_app(config, clock=clock)
     rt = app.state.wanmock
     if scenario.script:
-        rt.faults.script(scenario.script, operation=Operation.STATUS)
+        at_once(rt.state.script(scenario.script, provider=None, operation=Operation.STATUS))
     outcome: list[str] = []
     with LiveServer(app) as server, _simulated_sleep(clock, start + give_up_by * 2) as sleeper:
 

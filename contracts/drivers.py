@@ -1,145 +1,123 @@
-"""Minimal async drivers that speak each provider's API over any :class:`httpx.AsyncClient`.
+"""A minimal async driver that speaks any provider's API over any :class:`httpx.AsyncClient`.
 
-A driver knows paths, body shapes and status words — nothing about the fake. The contract suite,
-the tests and the load tester use them against the fake or a real base URL alike.
+The driver is generic: everything provider-specific — paths, body shape, where the id and the
+status word sit, what the words mean — comes from the provider module's
+:class:`~wanmock.server.dialects.ClientFacts`. It knows nothing about the fake: the contract
+suite, the tests and the load tester use it against the fake or a real base URL alike.
+
+>>> sorted(DRIVERS)
+['runcomfy', 'therouter']
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, ClassVar
+import copy
+from collections.abc import Callable, Mapping
+from functools import partial
+from typing import Any
 
 import httpx
 
+from wanmock.server.dialects import ClientFacts, DialectRegistry, Endpoint, default_registry
 from wanmock.server.vocab import Phase
 
-__all__ = ["DRIVERS", "Driver", "RunComfyDriver", "TheRouterDriver"]
+__all__ = ["DRIVERS", "Driver", "drivers"]
 
 
 class Driver:
     """Submit / status / result / cancel for one provider, returning raw responses."""
 
-    provider: ClassVar[str]
-    model: ClassVar[str]
-    #: Status word on the status endpoint -> neutral phase.
-    phases: ClassVar[Mapping[str, Phase]]
-    #: Whether a succeeded status answer already carries the image URLs.
-    urls_in_status: ClassVar[bool] = False
-
-    def __init__(self, http: httpx.AsyncClient) -> None:
+    def __init__(self, http: httpx.AsyncClient, *, provider: str, facts: ClientFacts) -> None:
         self.http = http
+        self.provider = provider
+        self.facts = facts
 
-    def valid_body(self, **overrides: Any) -> dict[str, Any]:
-        """A minimal valid submit body."""
-        raise NotImplementedError
+    @property
+    def model(self) -> str:
+        return self.facts.model
+
+    @property
+    def phases(self) -> Mapping[str, Phase]:
+        """Status word -> neutral phase."""
+        return self.facts.phases
+
+    @property
+    def urls_in_status(self) -> bool:
+        """Whether a succeeded status answer already carries the image URLs."""
+        return self.facts.result is None
+
+    def valid_body(self, prompt: str = "a lighthouse at dusk", **overrides: Any) -> dict[str, Any]:
+        """A minimal valid submit body (top-level keys of ``overrides`` replace its own)."""
+        return {**self.facts.body(prompt), **overrides}
+
+    def body_without_prompt(self) -> dict[str, Any]:
+        """A valid body with its prompt removed (the contract's "invalid body" probe)."""
+        body = copy.deepcopy(self.valid_body())
+        where = body
+        for name in self.facts.prompt_field[:-1]:
+            where = where[name]
+        del where[self.facts.prompt_field[-1]]
+        return body
+
+    def _send(self, endpoint: Endpoint, job_id: str = "", **kw: Any
+              ) -> Any:
+        headers = {**endpoint.headers, **kw.pop("headers", {})}
+        params = {**endpoint.query, **kw.pop("params", {})}
+        return self.http.request(endpoint.method, endpoint.url_path(job_id), params=params,
+                                 headers=headers, **kw)
 
     async def submit(self, body: Mapping[str, Any] | None = None, **kw: Any) -> httpx.Response:
-        raise NotImplementedError
+        response: httpx.Response = await self._send(
+            self.facts.submit, json=self.valid_body() if body is None else dict(body), **kw)
+        return response
 
-    @classmethod
-    def job_id(cls, submitted: httpx.Response) -> str:
-        raise NotImplementedError
+    def job_id(self, submitted: httpx.Response) -> str:
+        """The job id in a submit answer (``KeyError``/``ValueError`` if there is none)."""
+        return self.facts.job_id(submitted.json())
 
     async def status(self, job_id: str) -> httpx.Response:
-        raise NotImplementedError
+        response: httpx.Response = await self._send(self.facts.status, job_id)
+        return response
 
     async def result(self, job_id: str) -> httpx.Response:
-        raise NotImplementedError
+        """The result endpoint's answer (the status answer where results are in it)."""
+        endpoint = self.facts.result or self.facts.status
+        response: httpx.Response = await self._send(endpoint, job_id)
+        return response
 
     async def cancel(self, job_id: str) -> httpx.Response:
-        raise NotImplementedError
+        response: httpx.Response = await self._send(self.facts.cancel, job_id)
+        return response
 
-    @classmethod
-    def phase(cls, status: httpx.Response) -> Phase:
+    def phase(self, status: httpx.Response) -> Phase:
         """The neutral phase in a status response; ``ValueError`` names an unknown word."""
         try:
-            word = status.json()["status"]
-        except (ValueError, KeyError, TypeError):
+            body = status.json()
+        except ValueError:
             raise ValueError(f"no status in {status.text[:120]!r}") from None
-        if word not in cls.phases:
-            raise ValueError(f"unknown status word {word!r}; {cls.provider} uses "
-                             f"{', '.join(cls.phases)}")
-        return cls.phases[word]
+        try:
+            return self.facts.phase(body)
+        except ValueError as exc:
+            raise ValueError(f"{exc} ({self.provider})") from None
 
-    @classmethod
-    def image_urls(cls, result: httpx.Response) -> list[str]:
-        """Artifact URLs in a finished job's result."""
-        raise NotImplementedError
+    def image_urls(self, result: httpx.Response) -> list[str]:
+        """Artifact URLs in a finished job's result (``KeyError`` if there are none)."""
+        return self.facts.image_urls(result.json())
 
-
-class TheRouterDriver(Driver):
-    provider = "therouter"
-    model = "wan/wan2.2-t2i-flash"
-    urls_in_status = True
-    phases: ClassVar[Mapping[str, Phase]] = {
-        "queued": Phase.QUEUED,
-        "in_progress": Phase.RUNNING,
-        "succeeded": Phase.SUCCEEDED,
-        "failed": Phase.FAILED,
-        "cancelled": Phase.CANCELLED,
-        "expired": Phase.EXPIRED,
-    }
-
-    def valid_body(self, **overrides: Any) -> dict[str, Any]:
-        return {"model": self.model, "prompt": "a lighthouse at dusk", **overrides}
-
-    async def submit(self, body: Mapping[str, Any] | None = None, **kw: Any) -> httpx.Response:
-        return await self.http.post("/v1/images/generations", params={"async": "true"},
-                                     json=self.valid_body() if body is None else dict(body), **kw)
-
-    @classmethod
-    def job_id(cls, submitted: httpx.Response) -> str:
-        return str(submitted.json()["id"])
-
-    async def status(self, job_id: str) -> httpx.Response:
-        return await self.http.get(f"/v1/jobs/{job_id}")
-
-    result = status
-
-    async def cancel(self, job_id: str) -> httpx.Response:
-        return await self.http.post(f"/v1/jobs/{job_id}/cancel")
-
-    @classmethod
-    def image_urls(cls, result: httpx.Response) -> list[str]:
-        return list(result.json()["unsigned_urls"])
+    def cancelled(self, answer: httpx.Response) -> bool:
+        """Whether a cancel answer says the job was cancelled."""
+        try:
+            return answer.status_code < 300 and self.facts.cancelled(answer.json())
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return False
 
 
-class RunComfyDriver(Driver):
-    provider = "runcomfy"
-    model = "wan-ai/wan-2-2/flash/text-to-image"
-    phases: ClassVar[Mapping[str, Phase]] = {
-        "in_queue": Phase.QUEUED,
-        "in_progress": Phase.RUNNING,
-        "completed": Phase.SUCCEEDED,
-        "failed": Phase.FAILED,
-        "cancelled": Phase.CANCELLED,
-    }
-
-    def valid_body(self, **overrides: Any) -> dict[str, Any]:
-        return {"prompt": "a lighthouse at dusk", **overrides}
-
-    async def submit(self, body: Mapping[str, Any] | None = None, **kw: Any) -> httpx.Response:
-        return await self.http.post(f"/v1/models/{self.model}",
-                                    json=self.valid_body() if body is None else dict(body), **kw)
-
-    @classmethod
-    def job_id(cls, submitted: httpx.Response) -> str:
-        return str(submitted.json()["request_id"])
-
-    async def status(self, job_id: str) -> httpx.Response:
-        return await self.http.get(f"/v1/requests/{job_id}/status")
-
-    async def result(self, job_id: str) -> httpx.Response:
-        return await self.http.get(f"/v1/requests/{job_id}/result")
-
-    async def cancel(self, job_id: str) -> httpx.Response:
-        return await self.http.post(f"/v1/requests/{job_id}/cancel")
-
-    @classmethod
-    def image_urls(cls, result: httpx.Response) -> list[str]:
-        output = result.json()["output"]
-        return [output["image"]] if "image" in output else list(output["images"])
+def drivers(registry: DialectRegistry | None = None
+            ) -> dict[str, Callable[[httpx.AsyncClient], Driver]]:
+    """A driver factory per provider of ``registry`` (the built-in ones by default)."""
+    return {cls.name: partial(Driver, provider=cls.name, facts=cls.client)
+            for cls in (registry or default_registry())}
 
 
-#: Driver class by provider name.
-DRIVERS: dict[str, type[Driver]] = {d.provider: d for d in (TheRouterDriver, RunComfyDriver)}
+#: Driver factory by provider name: ``DRIVERS["therouter"](http)``.
+DRIVERS: Mapping[str, Callable[[httpx.AsyncClient], Driver]] = drivers()

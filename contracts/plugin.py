@@ -26,7 +26,6 @@ if TYPE_CHECKING:  # imported lazily: the plugin loads on every pytest run
     from starlette.applications import Starlette
 
     from wanmock.server import Config, FakeClock
-    from wanmock.server.faults import FaultInjector
     from wanmock.server.journal import Journal
     from wanmock.server.web.serve import LiveServer
 
@@ -106,10 +105,6 @@ class FaultScripter:
     def __init__(self, app: Starlette) -> None:
         self._rt = app.state.wanmock
 
-    @property
-    def injector(self) -> FaultInjector:
-        return self._rt.faults  # type: ignore[no-any-return]
-
     def script(self, faults: list[str], *, provider: str | None = None,
                operation: str | None = None, retry_after: float = 5.0) -> None:
         """The next responses (of one endpoint, if given) get these faults, in order."""
@@ -118,11 +113,16 @@ class FaultScripter:
 
         op = parse_enum(Operation, operation, name="operation") if operation else None
         items = [ScriptedFault(parse_fault(f, name="fault"), retry_after) for f in faults]
-        self.injector.script(items, provider=provider, operation=op)
+        from wanmock.server.state import at_once
+
+        at_once(self._rt.state.script(items, provider=provider, operation=op))
 
     def preset(self, name: str) -> None:
         """Switch to a named preset for jobs submitted from now on."""
+        from wanmock.server.state import at_once
+
         self._rt.use_preset(name)
+        at_once(self._rt.state.set_preset(name))
 
 
 @pytest.fixture

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import functools
 import json
-import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import httpx
 
 from wanmock import schemas
-from wanmock.server.dialects import Dialect, DialectRegistry, Route, default_registry
+from wanmock.server.dialects import Dialect, DialectRegistry, default_registry
 
 __all__ = ["ResponseProblem", "expected_schema", "response_problems"]
 
@@ -38,23 +37,9 @@ class ResponseProblem:
         return f"{self.method} {self.url} -> {self.status}: {self.message}{where}{against}"
 
 
-_PARAM = re.compile(r"\{([a-z_]+)(:path)?\}")
-
-
-def _pattern(route: Route) -> re.Pattern[str]:
-    parts = []
-    last = 0
-    for match in _PARAM.finditer(route.path):
-        parts.append(re.escape(route.path[last : match.start()]))
-        parts.append(".+" if match.group(2) else "[^/]+")
-        last = match.end()
-    parts.append(re.escape(route.path[last:]))
-    return re.compile("^" + "".join(parts) + "$")
-
-
 class _Table:
     def __init__(self, registry: DialectRegistry) -> None:
-        self.entries = [(cls, route, _pattern(route)) for cls in registry for route in cls.routes]
+        self.entries = [(cls, route, route.pattern) for cls in registry for route in cls.routes]
         self.dialects = list(registry)
 
     def owner(self, path: str) -> type[Dialect] | None:
@@ -92,8 +77,8 @@ def expected_schema(
     owner = path_routes[0][0] if path_routes else table.owner(path)
     if owner is None:
         return None, None
-    if status == 404 and owner.name == "therouter" and not path_routes:
-        return "therouter/route-not-found", None
+    if status == 404 and not path_routes:
+        return owner.route_not_found_schema, None
     if status >= 400:
         return owner.error_schema, None
     return None, f"{method} {path} is not an endpoint of {owner.name}, yet answered {status}"

@@ -1,8 +1,9 @@
 """Real-API smoke mode: the provider checks against the live services. It spends money.
 
-Keys come from ``THE_ROUTER_API_KEY`` / ``RUNCOMFY_API_TOKEN``. The cost is stated before
-anything is sent; at most ``max_jobs`` jobs are submitted. Real responses can be saved (the key
-redacted) as new schema examples.
+Each provider module names the environment variable of its key, its real base URL and its price
+(:class:`~wanmock.server.dialects.ClientFacts`). The cost is stated before anything is sent; at
+most ``max_jobs`` jobs are submitted. Real responses can be saved (the key redacted) as new
+schema examples.
 """
 
 from __future__ import annotations
@@ -15,16 +16,20 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from wanmock.server.dialects import default_registry
+
 from .provider import Report, Wait, verify_provider
 from .responses import expected_schema
 
 __all__ = ["KEY_ENV", "PRICE_PER_IMAGE", "REAL_BASE_URLS", "cost_statement", "find_key",
            "run_smoke", "save_examples"]
 
-PRICE_PER_IMAGE = 0.048  # USD, TheRouter's pricing table; RunComfy bills per request
-REAL_BASE_URLS = {"therouter": "https://api.therouter.ai",
-                  "runcomfy": "https://model-api.runcomfy.net"}
-KEY_ENV = {"therouter": "THE_ROUTER_API_KEY", "runcomfy": "RUNCOMFY_API_TOKEN"}
+_FACTS = {cls.name: cls.client for cls in default_registry()}
+#: USD per image, by provider.
+PRICE_PER_IMAGE: Mapping[str, float] = {name: f.price_per_image for name, f in _FACTS.items()}
+REAL_BASE_URLS: Mapping[str, str] = {name: f.real_base_url + f.base_path
+                                     for name, f in _FACTS.items()}
+KEY_ENV: Mapping[str, str] = {name: f.key_env for name, f in _FACTS.items()}
 
 
 def find_key(provider: str, environ: Mapping[str, str] | None = None) -> str | None:
@@ -35,8 +40,10 @@ def find_key(provider: str, environ: Mapping[str, str] | None = None) -> str | N
 
 def cost_statement(provider: str, max_jobs: int, base_url: str) -> str:
     """What the run will cost, said before it starts."""
+    price = PRICE_PER_IMAGE[provider]
     return (f"smoke test of {provider} at {base_url}: submits at most {max_jobs} job(s), "
-            f"about ${PRICE_PER_IMAGE * max_jobs:.3f} (${PRICE_PER_IMAGE} per image)")
+            f"about ${price * max_jobs:.3f} (${price} per image: "
+            f"{_FACTS[provider].price_source or 'the provider page'})")
 
 
 async def run_smoke(

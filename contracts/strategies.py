@@ -15,14 +15,16 @@ from typing import Any
 from hypothesis import strategies as st
 
 from wanmock import schemas
+from wanmock.server.dialects import default_registry
 from wanmock.server.scenarios import SCENARIO_FORMS
 from wanmock.server.vocab import FaultKind
 
 __all__ = ["InvalidRequest", "faults", "invalid_requests", "scenarios", "valid_requests"]
 
-REQUEST_SCHEMAS = {"therouter": "therouter/submit-request", "runcomfy": "runcomfy/submit-request"}
-#: Fields the provider checks beyond its schema (TheRouter serves one model).
-_FIXED = {"therouter": {"model": "wan/wan2.2-t2i-flash"}, "runcomfy": {}}
+_FACTS = {cls.name: cls.client for cls in default_registry()}
+REQUEST_SCHEMAS = {name: facts.request_schema for name, facts in _FACTS.items()}
+#: Fields the provider checks beyond its schema (a served model, say).
+_FIXED = {name: dict(facts.fixed_fields) for name, facts in _FACTS.items()}
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""wanmock's fake server: both providers' async image-job APIs on a simulated clock.
+"""wanmock's fake server: every provider's async image-job API on a simulated clock.
 
 >>> from wanmock.server import create_app, Config, FakeClock
 >>> clock = FakeClock()
@@ -6,12 +6,12 @@
 """
 
 from .clock import Clock, FakeClock, RealClock
-from .config import Config, LifecycleConfig, RunComfyConfig, ServerConfig, TheRouterConfig
+from .config import Config, LifecycleConfig, ServerConfig
 from .distributions import Fixed, LogNormal, Uniform
 from .engine import Engine
 from .errors import ApiError, ConfigError, WanmockError
 from .lifecycle import JobRecord, JobRequest, JobView, state_at
-from .store import JobStore, MemoryStore
+from .state import MemoryState, SimState
 from .vocab import FailureKind, Phase
 from .web.app import create_app
 
@@ -26,16 +26,14 @@ __all__ = [
     "Fixed",
     "JobRecord",
     "JobRequest",
-    "JobStore",
     "JobView",
     "LifecycleConfig",
     "LogNormal",
-    "MemoryStore",
+    "MemoryState",
     "Phase",
     "RealClock",
-    "RunComfyConfig",
     "ServerConfig",
-    "TheRouterConfig",
+    "SimState",
     "Uniform",
     "WanmockError",
     "create_app",

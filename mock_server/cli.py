@@ -98,7 +98,9 @@ def _count(text: str) -> int:
 
 
 def _provider_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--provider", required=True, choices=["therouter", "runcomfy"])
+    from .dialects import default_registry
+
+    parser.add_argument("--provider", required=True, choices=default_registry().names())
     parser.add_argument("--api-key", metavar="KEY",
                         help="default: $THE_ROUTER_API_KEY or $RUNCOMFY_API_TOKEN")
 
@@ -139,10 +141,12 @@ def serve(config: Config, log_level: str, server: str = "uvicorn") -> None:
     base = base_url(sock)
     clock = "fake (advance via POST /__admin/clock/advance)" if config.server.fake_clock else (
         f"real x{config.server.time_scale:g}")
-    print(f"wanmock serving on {base}  (seed {rt.seed}, clock {clock})")
-    print(f"  TheRouter base URL: {base}    e.g. POST {base}/v1/images/generations?async=true")
-    print(f"  RunComfy  base URL: {base}    e.g. POST {base}/v1/models/"
-          "wan-ai/wan-2-2/flash/text-to-image")
+    print(f"wanmock serving on {base}  (seed {rt.state.seed}, clock {clock})")
+    for dialect in rt.dialects.values():
+        facts = dialect.client
+        query = "&".join(f"{k}={v}" for k, v in facts.submit.query.items())
+        print(f"  {dialect.title + ' base URL:':<32} {base}{facts.base_path}    e.g. "
+              f"{facts.submit.method} {base}{facts.submit.path}{'?' * bool(query)}{query}")
     print(f"  OpenAPI: {base}/openapi.json   admin: {base}/__admin/health")
     sys.stdout.flush()
     if server == "granian":

@@ -4,8 +4,8 @@ Only :meth:`Config.from_toml`, :meth:`Config.from_mapping` and :meth:`Config.fro
 files, mappings or ``os.environ``; the core receives finished objects. Every unknown key or
 bad value raises :class:`~wanmock.server.errors.ConfigError` naming the key and the valid choices.
 
->>> Config().therouter.sync_deadline
-100.0
+>>> Config.from_mapping({"therouter": {"sync_deadline": 30}}).provider("therouter")
+mappingproxy({'sync_deadline': 30})
 >>> Config.from_mapping({"lifecycle": {"run_time": "fixed(60)"}}).lifecycle.run_time
 Fixed(value=60.0)
 """
@@ -16,19 +16,20 @@ import dataclasses
 import enum
 import os
 import tomllib
-import types
-import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
-from .distributions import Distribution, Uniform, parse_distribution
+from ._loading import build
+from .distributions import Distribution, Uniform
 from .errors import ConfigError
 from .faults import FaultRule, RateLimit
-from .vocab import FailureKind, Operation, parse_enum, suggest
+from .vocab import FailureKind, Operation, suggest
 
 __all__ = [
+    "SECTIONS",
     "Config",
     "FaultsConfig",
     "JournalConfig",
@@ -36,9 +37,8 @@ __all__ = [
     "LifecycleConfig",
     "QueueScope",
     "RateLimitConfig",
-    "RunComfyConfig",
+    "RetryAfterUnit",
     "ServerConfig",
-    "TheRouterConfig",
 ]
 
 DAY = 86_400.0
@@ -94,79 +94,14 @@ class LifecycleConfig:
             raise ConfigError("lifecycle.evict_after must be >= 0 and lifecycle.max_jobs >= 1")
 
 
-class SizeSyntax(enum.StrEnum):
-    """Which ``size`` spellings TheRouter's fake accepts."""
+class RetryAfterUnit(enum.StrEnum):
+    """What a ``Retry-After`` header counts."""
 
-    X = "x"  #: OpenAI style "1024x1024", as in TheRouter's guide (default)
-    X_OR_STAR = "x-or-star"  #: also DashScope's "1024*1024"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TheRouterConfig:
-    """Choices where TheRouter's docs are silent or disagree (see README, "Assumptions")."""
-
-    #: ``expires_at - created_at``: 604800 s = 7 days, from the documented example.
-    retention: float = 7 * DAY
-    #: The edge deadline for synchronous (no ``async=true``) requests.
-    sync_deadline: float = 100.0
-    size_syntax: SizeSyntax = SizeSyntax.X
-    #: Whether ``in_progress`` jobs may be cancelled (undocumented; upstream allows queued only).
-    cancel_running: bool = False
-    #: Reject body fields that the model page does not list (``quality``, ``negative_prompt``...).
-    reject_unknown_fields: bool = True
+    SIMULATED = "simulated"  #: simulated seconds, like every timestamp the fake sends
+    REAL = "real"  #: real seconds (simulated / time scale), for clients that sleep for real
 
 
-class NotReadyStyle(enum.StrEnum):
-    """What RunComfy's ``/result`` answers before completion."""
-
-    STATE = "state"  #: 200 with the current status (documented)
-    ERROR_400005 = "error-400005"  #: HTTP 400 ``error_code 400005`` (RunComfy's own test mock)
-
-
-class FailedStatusWord(enum.StrEnum):
-    """What RunComfy's ``/status`` says for a failed job."""
-
-    FAILED = "failed"  #: RunComfy's mock, CLI and MCP client all treat "failed" as terminal
-    COMPLETED = "completed"  #: only the documented words; ``/result`` then says "failed"
-
-
-class AuthErrorStyle(enum.StrEnum):
-    """How RunComfy answers a bad key."""
-
-    #: Serverless doc's 401001 Unauthorized at HTTP 401; RunComfy's CLI treats 401/403 as auth.
-    CODE_401001 = "401001"
-    #: Model API doc's code 400004 UserAccountError, at HTTP 400 (the status is only inferred
-    #: from the code's prefix).
-    CODE_400004 = "400004"
-
-
-class OutputField(enum.StrEnum):
-    """Where RunComfy puts the image URL in ``output``."""
-
-    IMAGE = "image"  #: ``output.image`` (documented generic result example)
-    IMAGES = "images"  #: ``output.images`` (RunComfy's own mock)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RunComfyConfig:
-    """Choices where RunComfy's docs are silent or disagree (see README, "Assumptions")."""
-
-    #: Result retention: undocumented. INFERRED from the upstream (DashScope) task validity.
-    retention: float = DAY
-    submit_status: int = 200
-    result_before_done: NotReadyStyle = NotReadyStyle.STATE
-    failed_status_word: FailedStatusWord = FailedStatusWord.FAILED
-    auth_error: AuthErrorStyle = AuthErrorStyle.CODE_401001
-    output_field: OutputField = OutputField.IMAGE
-    #: Reject body fields that the input schema does not define.
-    reject_unknown_fields: bool = True
-
-    def __post_init__(self) -> None:
-        if self.submit_status not in (200, 202):
-            raise ConfigError(
-                f"runcomfy.submit_status must be 200 (docs) or 202 (RunComfy's mock), "
-                f"got {self.submit_status}"
-            )
+_STATE_SCHEMES = ("redis:", "rediss:", "unix:")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -188,12 +123,25 @@ class ServerConfig:
     max_body_bytes: int = 1 << 20
     #: Base URL written into polling/result/image URLs; ``None`` uses the request's own host.
     public_base_url: str | None = None
-    #: Answer plain status polls on a raw-ASGI fast path (same bytes, same journal; off: every
-    #: request goes through Starlette — for debugging or comparing).
-    fast_path: bool = True
+    #: Keep each job's rendered status answer until its phase or queue position can change
+    #: (same bytes; off: render every poll — for debugging or comparing).
+    memoise: bool = True
     #: While served, freeze what survives each full garbage collection (``web/gcpolicy.py``):
-    #: collector pauses stay short however many jobs are held.
-    gc_freeze: bool = True
+    #: shorter collector pauses with hundreds of thousands of jobs, but garbage that is alive at
+    #: a freeze and later dies in a reference cycle is never freed. Off by default.
+    gc_freeze: bool = False
+    #: Where the simulation state lives: ``memory`` (this process) or ``redis://host:port/db``
+    #: (``rediss://``, ``unix:///path.sock?db=0``): shared by every worker and host using it.
+    state: str = "memory"
+    #: Redis key prefix separating simulations that share one Redis (``wm:{namespace}:…``).
+    namespace: str = "wanmock"
+    #: Worker processes on this host (several need ``state = "redis://…"``).
+    workers: int = 1
+    #: Key signing artifact URLs; ``None``: random per run (never derived from the seed).
+    signing_key: str | None = None
+    #: ``simulated``: ``Retry-After`` in simulated seconds (consistent with every timestamp);
+    #: ``real``: divided by the time scale, for clients that really sleep that long.
+    retry_after: RetryAfterUnit = RetryAfterUnit.SIMULATED
 
     def __post_init__(self) -> None:
         if not self.time_scale > 0:
@@ -202,6 +150,19 @@ class ServerConfig:
             raise ConfigError(f"server.port must be in 0..65535, got {self.port}")
         if self.max_body_bytes < 1024:
             raise ConfigError(f"server.max_body_bytes must be >= 1024, got {self.max_body_bytes}")
+        if self.state != "memory" and not self.state.startswith(_STATE_SCHEMES):
+            raise ConfigError(f"server.state must be 'memory' or a Redis URL "
+                              f"({', '.join(s + '//…' for s in _STATE_SCHEMES)}); got "
+                              f"{self.state!r}")
+        if self.workers < 1:
+            raise ConfigError(f"server.workers must be >= 1, got {self.workers}")
+        if self.workers > 1 and self.state == "memory":
+            raise ConfigError("server.workers > 1 needs shared state: every worker would be a "
+                              "separate fake; add state = \"redis://HOST:PORT/DB\" "
+                              "(or --state redis://…)")
+        if not self.namespace or not all(c.isalnum() or c in "-_." for c in self.namespace):
+            raise ConfigError(f"server.namespace must be letters, digits, '-', '_' or '.'; got "
+                              f"{self.namespace!r}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -249,12 +210,16 @@ class JournalConfig:
     enabled: bool = True
     #: Most recent requests kept (a ring buffer).
     capacity: int = 10_000
-    #: Per-job behaviour summaries kept (oldest forgotten first).
+    #: Per-job behaviour summaries kept (oldest forgotten first; verdicts that need an
+    #: evicted one fail saying so).
     max_jobs: int = 10_000
+    #: Per-key behaviour summaries kept (the same rule).
+    max_keys: int = 100_000
 
     def __post_init__(self) -> None:
-        if self.capacity < 1 or self.max_jobs < 1:
-            raise ConfigError("journal.capacity and journal.max_jobs must be >= 1")
+        if self.capacity < 1 or self.max_jobs < 1 or self.max_keys < 1:
+            raise ConfigError("journal.capacity, journal.max_jobs and journal.max_keys must be "
+                              ">= 1")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -263,12 +228,15 @@ class Config:
 
     server: ServerConfig = field(default_factory=ServerConfig)
     lifecycle: LifecycleConfig = field(default_factory=LifecycleConfig)
-    therouter: TheRouterConfig = field(default_factory=TheRouterConfig)
-    runcomfy: RunComfyConfig = field(default_factory=RunComfyConfig)
     faults: FaultsConfig = field(default_factory=FaultsConfig)
     latency: LatencyConfig = field(default_factory=LatencyConfig)
     rate_limit: RateLimitConfig = field(default_factory=RateLimitConfig)
     journal: JournalConfig = field(default_factory=JournalConfig)
+    #: Each provider's section (``[therouter]``, ``[runcomfy]``, …) as written: the provider's
+    #: module turns it into its typed options when the app is built, and rejects unknown keys
+    #: there; a section naming no registered provider is refused with the known names.
+    providers: Mapping[str, Mapping[str, Any]] = field(
+        default_factory=lambda: MappingProxyType({}))
     #: The preset this configuration was built from (informational).
     preset: str = ""
 
@@ -276,7 +244,8 @@ class Config:
     def from_mapping(cls, data: Mapping[str, Any], *, base: Config | None = None) -> Config:
         """Build from a nested mapping (a parsed TOML document); ``base`` supplies the rest.
 
-        A top-level ``preset = "name"`` is applied first; the other keys override it.
+        A top-level ``preset = "name"`` is applied first; the other keys override it. A table
+        that is not a core section is a provider's section (checked when the app is built).
         """
         base = base or cls()
         if "preset" in data:
@@ -285,12 +254,27 @@ class Config:
                 raise ConfigError(f"preset: expected a preset name, got {name!r}")
             base = base.with_preset(name)
             data = {k: v for k, v in data.items() if k != "preset"}
-        config: Config = _build(cls, data, "", base)
+        core = {k: v for k, v in data.items() if k.replace("-", "_") in _CORE}
+        providers = dict(base.providers)
+        for name, section in data.items():
+            if name.replace("-", "_") in _CORE:
+                continue
+            if name == "providers" or not isinstance(section, Mapping):
+                raise ConfigError(f"{name}: unknown key; core sections: {', '.join(SECTIONS)}"
+                                  f"; a provider's settings go in a [provider-name] table")
+            providers[name] = MappingProxyType({**providers.get(name, {}), **section})
+        config: Config = build(cls, core, "", base)
+        if providers != dict(base.providers):
+            config = dataclasses.replace(config, providers=MappingProxyType(providers))
         return config
+
+    def provider(self, name: str) -> Mapping[str, Any]:
+        """The settings written for one provider (empty: its defaults)."""
+        return self.providers.get(name, MappingProxyType({}))
 
     @classmethod
     def from_toml(cls, path: str | Path, *, base: Config | None = None) -> Config:
-        """Read a TOML file with ``[server]``, ``[lifecycle]``, ``[therouter]``, ``[runcomfy]``."""
+        """Read a TOML file: ``[server]``, ``[lifecycle]``, …, and a table per provider."""
         try:
             with open(path, "rb") as handle:
                 data = tomllib.load(handle)
@@ -324,8 +308,8 @@ class Config:
 
         if name not in PRESETS:
             raise ConfigError(f"unknown preset {name!r}; {suggest(name, PRESETS)}")
-        base = Config(server=self.server, therouter=self.therouter, runcomfy=self.runcomfy,
-                      journal=self.journal, preset=name)
+        base = Config(server=self.server, providers=self.providers, journal=self.journal,
+                      preset=name)
         return Config.from_mapping(PRESETS[name][1], base=base)
 
     def replace(self, **sections: Mapping[str, Any]) -> Config:
@@ -333,82 +317,8 @@ class Config:
         return Config.from_mapping(sections, base=self)
 
 
-def _build(cls: type[Any], data: Mapping[str, Any], path: str, base: Any = None) -> Any:
-    """``cls`` from a table at ``path``: merged into ``base`` when there is one (a section),
-    constructed from scratch when there is none (a list item)."""
-    where = path or "config"
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"{where}: expected a table, got {data!r}")
-    names = {f.name for f in dataclasses.fields(cls)}
-    hints = typing.get_type_hints(cls)
-    changes: dict[str, Any] = {}
-    for key, value in data.items():
-        key_name = key.replace("-", "_")
-        if key_name not in names:
-            raise ConfigError(f"{where}: unknown key {key!r}; {suggest(key_name, names)}")
-        hint = hints[key_name]
-        child = f"{path}.{key_name}" if path else key_name
-        if base is not None and dataclasses.is_dataclass(hint) and isinstance(hint, type):
-            changes[key_name] = _build(hint, value, child, getattr(base, key_name))
-        else:
-            changes[key_name] = _convert(hint, value, child)
-    try:
-        return dataclasses.replace(base, **changes) if base is not None else cls(**changes)
-    except ConfigError:
-        raise
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{where}: {exc}") from None
 
 
-def _convert(hint: Any, value: Any, path: str) -> Any:
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if origin in (types.UnionType, typing.Union) and type(None) in args:
-        if value is None:
-            return None
-        (inner,) = [a for a in args if a is not type(None)]
-        return _convert(inner, value, path)
-    if hint is Distribution:
-        return parse_distribution(value, name=path)
-    if hint is RateLimit:
-        if isinstance(value, RateLimit):
-            return value
-        if not isinstance(value, str):
-            raise ConfigError(f"{path}: expected a budget like '20/60', got {value!r}")
-        return RateLimit.parse(value, name=path)
-    if origin is tuple:
-        if not isinstance(value, list | tuple):
-            raise ConfigError(f"{path}: expected a list, got {value!r}")
-        (item,) = [a for a in args if a is not Ellipsis]
-        return tuple(_convert(item, v, f"{path}[{i}]") for i, v in enumerate(value))
-    if dataclasses.is_dataclass(hint) and isinstance(hint, type):
-        if isinstance(value, hint):
-            return value
-        return _build(hint, value, path)
-    if isinstance(hint, type) and issubclass(hint, enum.Enum):
-        return parse_enum(hint, value if isinstance(value, str) else str(value), name=path)
-    if origin is frozenset:
-        if isinstance(value, str):
-            value = [part for part in value.split(",") if part]
-        if not isinstance(value, list | tuple | set | frozenset) or not all(
-            isinstance(v, str) for v in value
-        ):
-            raise ConfigError(f"{path}: expected a list of strings, got {value!r}")
-        return frozenset(value)
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{path}: expected true or false, got {value!r}")
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{path}: expected an integer, got {value!r}")
-        return value
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{path}: expected a number, got {value!r}")
-        return float(value)
-    if hint is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{path}: expected a string, got {value!r}")
-        return value
-    raise ConfigError(f"{path}: unsupported setting type {hint!r}")  # pragma: no cover
+#: The sections every wanmock config has (anything else is a provider's).
+SECTIONS = ("server", "lifecycle", "faults", "latency", "rate_limit", "journal")
+_CORE = frozenset(SECTIONS)

@@ -1,14 +1,14 @@
 """The lifecycle engine shared by every provider: submit, look up, cancel — no HTTP here.
 
-The engine decides a job's fate once, at submit (a :class:`Plan`: queue delay, run time, outcome),
-places it in a :class:`~wanmock.server.scheduler.FifoQueue`, and from then on derives its state from
-timestamps with :func:`~wanmock.server.lifecycle.state_at`. Every method takes ``now`` explicitly:
-the engine never reads a clock, so it is a function of time and its inputs.
+The engine decides a job's fate once, at submit (a :class:`Plan`: queue delay, run time, outcome;
+a :data:`~wanmock.server.lifecycle.Schedule`), hands it to the simulation state (which admits it
+to its FIFO slot queue), and from then on derives its state from timestamps with
+:func:`~wanmock.server.lifecycle.state_at`. Every method takes ``now`` explicitly: the engine
+never reads a clock, so it is a function of time, its inputs and the state.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import random
 from collections.abc import Callable, Collection
@@ -16,9 +16,21 @@ from dataclasses import dataclass
 
 from .config import LifecycleConfig, QueueScope
 from .errors import JobForbidden, JobNotFound
-from .lifecycle import Failure, JobRecord, JobRequest, JobView, state_at
-from .scheduler import FifoQueue, Slot
-from .store import JobStore, MemoryStore
+from .faults import Passage
+from .lifecycle import (
+    Backlog,
+    Failure,
+    JobRecord,
+    JobRequest,
+    JobView,
+    PollDriven,
+    Schedule,
+    Slotted,
+    Stuck,
+    position_outside_slots,
+    state_at,
+)
+from .state import Admission, Gate, SimState, Stored
 from .vocab import FailureKind, Phase
 
 __all__ = ["FAILURE_MESSAGES", "CancelResult", "Engine", "Plan"]
@@ -66,144 +78,133 @@ class CancelResult:
 
 
 class Engine:
-    """Jobs of every provider, their queues and their random fates (seeded)."""
+    """The lifecycle of every provider's jobs over a :class:`~wanmock.server.state.SimState`.
 
-    def __init__(
-        self, lifecycle: LifecycleConfig, *, seed: int, store: JobStore | None = None
-    ) -> None:
-        self.lifecycle = lifecycle
-        self.seed = seed
-        self.rng = random.Random(seed)
-        self.store: JobStore = store if store is not None else MemoryStore(
-            max_jobs=lifecycle.max_jobs
-        )
-        self._queues: dict[tuple[str, str], FifoQueue] = {}
-        self._submits = 0
+    The engine holds no state of its own: plans are drawn from the state's generator, jobs and
+    queues live in the state, and every method takes ``now`` (the request's one instant)."""
 
-    def reset(self) -> None:
-        """Forget every job and queue and reseed: as if freshly created."""
-        self.store.clear()
-        self._queues.clear()
-        self._submits = 0
-        self.rng = random.Random(self.seed)
+    def __init__(self, state: SimState) -> None:
+        self.state = state
 
-    def default_plan(self) -> Plan:
+    def plan(self, lifecycle: LifecycleConfig) -> Plan:
         """Draw a plan from the lifecycle configuration."""
-        cfg = self.lifecycle
-        queue_delay = cfg.queue_delay.sample(self.rng)
+        rng = self.state.rng
+        queue_delay = lifecycle.queue_delay.sample(rng)
         failure = None
-        if cfg.failure_rate and self.rng.random() < cfg.failure_rate:
-            kind = self.rng.choice(cfg.failure_kinds)
+        if lifecycle.failure_rate and rng.random() < lifecycle.failure_rate:
+            kind = rng.choice(lifecycle.failure_kinds)
             failure = Failure(kind, FAILURE_MESSAGES[kind])
-        run_seconds = cfg.run_time.sample(self.rng)
+        run_seconds = lifecycle.run_time.sample(rng)
         if failure is not None:
-            run_seconds *= self.rng.uniform(0.1, 1.0)  # failures come part-way through a run
-        stuck = bool(cfg.stuck_rate) and self.rng.random() < cfg.stuck_rate
-        ahead = cfg.backlog or None
+            run_seconds *= rng.uniform(0.1, 1.0)  # failures come part-way through a run
+        stuck = bool(lifecycle.stuck_rate) and rng.random() < lifecycle.stuck_rate
+        ahead = lifecycle.backlog or None
         return Plan(queue_delay=queue_delay, run_seconds=run_seconds, failure=failure,
-                    stuck_in_queue=stuck, ahead=ahead, drain=cfg.backlog_drain)
+                    stuck_in_queue=stuck, ahead=ahead, drain=lifecycle.backlog_drain)
 
-    def submit(
+    async def submit(
         self,
         *,
         provider: str,
         owner: str,
         request: JobRequest,
-        make_id: Callable[[random.Random], str],
+        make_id: Callable[[random.Random, bytes], str],
         retention: float,
         now: float,
-        plan: Plan | None = None,
-    ) -> JobView:
-        """Create a job; ``make_id`` draws a provider-shaped id from the engine's RNG."""
-        self.store.evict(now)
-        self._submits += 1
-        if self._submits % 1024 == 0:  # forget the queues of keys gone quiet
-            self._queues = {k: q for k, q in self._queues.items() if not q.idle(now)}
-        plan = plan or self.default_plan()
+        plan: Plan,
+        lifecycle: LifecycleConfig,
+        gate: Gate | None = None,
+    ) -> tuple[Passage, JobView | None]:
+        """Pass ``gate`` and create a job; ``make_id(rng, tag)`` draws a provider-shaped id.
+
+        The view is ``None`` when the gate blocked (a scripted error, over a rate limit): then
+        nothing was created."""
+        state = self.state
+        rng = state.rng
         # the client sent none: draw one, as the providers do
-        seed = self.rng.randrange(2**31) if request.seed is None else request.seed
-        job_id = make_id(self.rng)
-        while self.store.get(job_id) is not None:  # astronomically rare, but never overwrite
-            job_id = make_id(self.rng)
-        queue = self._queue(provider, owner)
+        seed = rng.randrange(2**31) if request.seed is None else request.seed
+        queue = f"{provider}:{owner if lifecycle.queue_scope is QueueScope.ACCOUNT else ''}"
         expires_at = now + (retention if plan.expire_after is None else plan.expire_after)
-        seq, ahead, drain, cancelled_at = -1, plan.ahead, plan.drain, None
+        admission = None
+        cancelled_at = None
+        schedule: Schedule
         if plan.stuck_in_queue or plan.cancel_after is not None:
-            start = end = math.inf
-            ahead, drain = queue.position(2**62, now=now), math.inf  # all waiting are ahead
+            schedule, start, end = Stuck(await state.waiting(queue, now)), math.inf, math.inf
             if plan.cancel_after is not None:
                 cancelled_at = now + plan.cancel_after
         elif plan.end_after_polls is not None:
-            start, end, ahead = now + plan.queue_delay, math.inf, None
-        elif ahead is not None:
-            start = now + (ahead + 1) * drain
+            schedule = PollDriven(plan.end_after_polls)
+            start, end = now + plan.queue_delay, math.inf
+        elif plan.ahead is not None:
+            schedule = Backlog(plan.ahead, plan.drain)
+            start = now + (plan.ahead + 1) * plan.drain
             end = start + plan.run_seconds
-        else:
-            seq, start, end = queue.admit(
-                job_id, ready_at=now + plan.queue_delay, run_seconds=plan.run_seconds, now=now
+        else:  # the queue decides start and end
+            schedule, start, end = Slotted(queue, -1), math.inf, math.inf
+            admission = Admission(queue, now + plan.queue_delay, plan.run_seconds,
+                                  lifecycle.concurrency)
+        passed: Passage | None = None
+        for _ in range(8):  # a taken id is astronomically rare, but never overwrite
+            record = JobRecord(
+                id=make_id(rng, state.identity.tag),
+                provider=provider,
+                owner=owner,
+                request=request,
+                created_at=now,
+                start_at=start,
+                end_at=end,
+                expires_at=expires_at,
+                evict_at=expires_at + lifecycle.evict_after,
+                schedule=schedule,
+                failure=plan.failure,
+                cancelled_at=cancelled_at,
+                scenario=plan.scenario,
+                seed=seed,
             )
-        record = JobRecord(
-            id=job_id,
-            provider=provider,
-            owner=owner,
-            request=request,
-            created_at=now,
-            start_at=start,
-            end_at=end,
-            expires_at=expires_at,
-            evict_at=expires_at + self.lifecycle.evict_after,
-            seq=seq,
-            failure=plan.failure,
-            cancelled_at=cancelled_at,
-            ahead=ahead,
-            drain=drain,
-            end_after_polls=plan.end_after_polls,
-            scenario=plan.scenario,
-            seed=seed,
-        )
-        self.store.put(record)
-        return self.view(record, now)
+            created = await state.create(record, admission, now, gate)
+            if created.stored is not None:
+                return passed or created.passage, self.view(created.stored, now)
+            if created.passage.blocks:
+                return created.passage, None
+            if gate is not None:  # passed once: the retry with another id must not count again
+                passed, gate = created.passage, None
+                continue
+        raise RuntimeError("could not draw an unused job id in 8 tries")  # pragma: no cover
 
-    def lookup(self, provider: str, job_id: str, owner: str, now: float) -> JobView:
-        """The job's view at ``now``, if ``owner`` may see it."""
-        record = self.store.get(job_id)
-        if record is None or record.provider != provider:
+    async def find(self, provider: str, job_id: str, owner: str, now: float) -> Stored:
+        """The stored job, if ``owner`` may see it."""
+        stored = (await self.state.read(job_id, now)).stored
+        return self.visible(stored, provider, job_id, owner)
+
+    @staticmethod
+    def visible(stored: Stored | None, provider: str, job_id: str, owner: str) -> Stored:
+        """``stored`` if it is this provider's job and ``owner``'s, else the domain error."""
+        if stored is None or stored.record.provider != provider:
             raise JobNotFound(job_id)
-        if record.owner != owner:
+        if stored.record.owner != owner:
             raise JobForbidden(job_id)
-        return self.view(record, now)
+        return stored
 
-    def view(self, record: JobRecord, now: float) -> JobView:
-        """``state_at`` plus the queue position the scheduler knows."""
-        return state_at(record, now, queue_position=self.position(record, now))
+    async def lookup(self, provider: str, job_id: str, owner: str, now: float) -> JobView:
+        """The job's view at ``now``, if ``owner`` may see it."""
+        return self.view(await self.find(provider, job_id, owner, now), now)
 
-    def position(self, record: JobRecord, now: float) -> int | None:
-        """How many jobs are ahead of this one at ``now``; ``None`` unless it is queued."""
-        if now >= record.start_at or now >= record.expires_at or record.cancelled_at is not None:
-            return None  # not queued (or about to say so): no position
-        if record.ahead is not None:
-            elapsed = now - record.created_at
-            drained = 0 if math.isinf(record.drain) else int(elapsed // record.drain)
-            return max(0, record.ahead - drained)
-        return self._queue(record.provider, record.owner).position(record.seq, now=now)
+    @staticmethod
+    def view(stored: Stored, now: float) -> JobView:
+        """``state_at`` plus the queue position (from the slot queue, or the schedule)."""
+        record = stored.record
+        position = (stored.slot_position if isinstance(record.schedule, Slotted)
+                    else position_outside_slots(record, now))
+        return state_at(record, now, queue_position=position)
 
-    def note_poll(self, view: JobView) -> JobView:
+    async def note_poll(self, stored: Stored, now: float) -> Stored:
         """Count a status poll; a job scripted to end at the N-th poll ends now."""
-        record = view.record
-        if record.end_after_polls is None or view.phase.terminal:
-            return view
-        polls = record.polls_seen + 1
-        now = view.at
-        if polls >= record.end_after_polls:
-            record = dataclasses.replace(
-                record, polls_seen=polls, start_at=min(record.start_at, now), end_at=now
-            )
-        else:
-            record = dataclasses.replace(record, polls_seen=polls)
-        self.store.put(record)
-        return self.view(record, now)
+        if not isinstance(stored.record.schedule, PollDriven):
+            return stored
+        counted = await self.state.count_poll(stored.record.id, now)
+        return counted if counted is not None else stored
 
-    def cancel(
+    async def cancel(
         self,
         provider: str,
         job_id: str,
@@ -213,38 +214,13 @@ class Engine:
         allowed: Collection[Phase] = (Phase.QUEUED,),
     ) -> CancelResult:
         """Cancel the job if its phase is in ``allowed``; otherwise leave it as it is."""
-        view = self.lookup(provider, job_id, owner, now)
-        if view.phase not in allowed:
-            return CancelResult(view, False, view.phase)
-        record = view.record
-        if view.phase is Phase.QUEUED:
-            record = dataclasses.replace(record, cancelled_at=now, start_at=math.inf,
-                                         end_at=math.inf)
-            if record.seq >= 0:
-                self._reschedule(self._queue(provider, owner).cancel(record.seq, now=now))
-        else:
-            # A running job keeps its slot until its run would have ended: the upstream call
-            # goes on (TheRouter's docs say so of disconnects) — only the client's view changes.
-            record = dataclasses.replace(record, cancelled_at=now)
-        self.store.put(record)
-        return CancelResult(self.view(record, now), True, view.phase)
-
-    def _reschedule(self, changed: Collection[Slot]) -> None:
-        for slot in changed:
-            record = self.store.get(slot.job_id)
-            if record is not None:
-                self.store.put(dataclasses.replace(
-                    record, start_at=slot.start, end_at=slot.end,
-                ))
-
-    @property
-    def queue_count(self) -> int:
-        """How many per-key (or per-provider) queues are held."""
-        return len(self._queues)
-
-    def _queue(self, provider: str, owner: str) -> FifoQueue:
-        key = (provider, owner if self.lifecycle.queue_scope is QueueScope.ACCOUNT else "")
-        queue = self._queues.get(key)
-        if queue is None:
-            queue = self._queues[key] = FifoQueue(self.lifecycle.concurrency)
-        return queue
+        for _ in range(16):  # another worker changed it between read and write: read again
+            stored = await self.find(provider, job_id, owner, now)
+            view = self.view(stored, now)
+            if view.phase not in allowed:
+                return CancelResult(view, False, view.phase)
+            done = await self.state.cancel(job_id, stored.version, now,
+                                           queued=view.phase is Phase.QUEUED)
+            if done is not None:
+                return CancelResult(self.view(done, now), True, view.phase)
+        raise RuntimeError(f"job {job_id} kept changing while being cancelled")  # pragma: no cover

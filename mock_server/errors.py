@@ -15,6 +15,7 @@ __all__ = [
     "ApiError",
     "AuthError",
     "BodyTooLarge",
+    "BudgetExceeded",
     "ConfigError",
     "InjectedFault",
     "InvalidRequest",
@@ -124,15 +125,33 @@ class MalformedId(ApiError):
 
 
 class JobNotFound(ApiError):
-    """No job with this id exists (or it was evicted after expiry)."""
+    """No job with this id exists (or it was evicted after expiry).
+
+    ``reason`` says why, when the fake can tell (see :mod:`wanmock.server.ids`): ``expired``
+    (it expired and the provider says so with a not-found), ``other-run`` (issued by an earlier
+    run of the fake, or another server), ``forgotten`` (issued here, since evicted or reset),
+    ``unknown`` (not an id this fake issued), or ``""`` (not said)."""
 
     kind = "job_not_found"
 
-    def __init__(self, job_id: str, *, expired: bool = False) -> None:
+    _WHY: ClassVar[dict[str, str]] = {
+        "": "does not exist",
+        "expired": "has expired and was deleted",
+        "unknown": "does not exist (no wanmock server issued this id: mistyped?)",
+        "forgotten": "does not exist any more (it expired and was evicted, or the fake was "
+                     "reset)",
+        "other-run": "was issued by another run of the fake: in-memory state does not survive "
+                     "a restart (use --state redis://… to keep jobs across restarts)",
+    }
+
+    def __init__(self, job_id: str, *, reason: str = "") -> None:
         self.job_id = job_id
-        self.expired = expired
-        why = "has expired and was deleted" if expired else "does not exist"
-        super().__init__(f"job {job_id!r} {why}")
+        self.reason = reason
+        super().__init__(f"job {job_id[:80]!r} {self._WHY.get(reason, self._WHY[''])}")
+
+    @property
+    def expired(self) -> bool:
+        return self.reason == "expired"
 
 
 class JobForbidden(ApiError):
@@ -168,6 +187,16 @@ class NotCancellable(ApiError):
             f"job {job_id!r} is {status} and cannot be cancelled; "
             f"only jobs that are {' or '.join(allowed)} can be"
         )
+
+
+class BudgetExceeded(ApiError):
+    """A limit of what the fake keeps per API key was reached (see ``[limits]``)."""
+
+    kind = "budget_exceeded"
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        self.retry_after = retry_after
+        super().__init__(message)
 
 
 class SyncTimeout(ApiError):

@@ -1,9 +1,10 @@
 """Faults as named values, chosen in one place: rules, scripts, latency and rate limits.
 
-:class:`FaultInjector` answers one question per request — "what happens to this response?" —
-from (in order) the admin API's scripted responses, the per-key rate limit, then the configured
-probabilistic rules; plus a response delay drawn from the endpoint's latency distribution.
-It is pure apart from its seeded RNG and counters: the web layer applies what it decides.
+One question per request — "what happens to this response?" — answered from (in order) the admin
+API's scripted responses, the per-key rate limit, then the configured probabilistic rules; plus a
+response delay drawn from the endpoint's latency distribution. Scripts and rate-limit windows are
+shared mutable state and live in the simulation state (:class:`Passage` is what it answers);
+:class:`FaultRules` is the immutable rest. The web layer applies what is decided.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import math
 import random
 import re
-from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -22,12 +22,15 @@ from .vocab import FaultKind, Operation, Phase, parse_enum
 __all__ = [
     "PHASE_FILTERS",
     "Decision",
-    "FaultInjector",
     "FaultRule",
+    "FaultRules",
+    "Passage",
     "RateLimit",
-    "RateLimiter",
     "ScriptedFault",
+    "bucket_of",
+    "count_in_window",
     "parse_fault",
+    "script_scopes",
 ]
 
 #: Phase filters a rule may name besides a phase itself.
@@ -103,34 +106,55 @@ class RateLimit:
         return f"{self.requests}/{self.window:g}"
 
 
-class RateLimiter:
-    """Fixed-window request budgets per (bucket, key) on the simulated clock."""
+def count_in_window(window: tuple[float, int] | None, limit: RateLimit,
+                    now: float) -> tuple[tuple[float, int], float | None]:
+    """Count one request in a fixed window: the new ``(window start, used)`` and, when over
+    budget, the seconds until the window passes (the ``Retry-After``).
 
-    def __init__(self, limits: Mapping[str, RateLimit]) -> None:
-        self.limits = dict(limits)
-        self._windows: dict[tuple[str, str], tuple[float, int]] = {}
-
-    def check(self, bucket: str, key: str, now: float) -> float | None:
-        """Count a request; ``None`` if within budget, else seconds until the window passes."""
-        limit = self.limits.get(bucket)
-        if limit is None:
-            return None
-        start = math.floor(now / limit.window) * limit.window
-        window_start, used = self._windows.get((bucket, key), (start, 0))
-        if window_start != start:
-            used = 0
-        used += 1
-        self._windows[(bucket, key)] = (start, used)
-        if len(self._windows) > 100_000:  # forget old windows of keys gone quiet
-            self._windows = {k: v for k, v in self._windows.items() if v[0] >= start}
-        return None if used <= limit.requests else start + limit.window - now
-
-    def reset(self) -> None:
-        self._windows.clear()
+    >>> limit = RateLimit(2, 60)
+    >>> w, wait = count_in_window(None, limit, 10.0); w, wait
+    ((0.0, 1), None)
+    >>> w, wait = count_in_window(w, limit, 20.0); w, wait = count_in_window(w, limit, 30.0)
+    >>> w, wait
+    ((0.0, 3), 30.0)
+    """
+    start = float(math.floor(now / limit.window) * limit.window)
+    used = window[1] if window is not None and window[0] == start else 0
+    used += 1
+    return (start, used), (None if used <= limit.requests else start + limit.window - now)
 
 
-class FaultInjector:
-    """Decides the fault and delay of each provider response."""
+@dataclass(frozen=True, slots=True)
+class Passage:
+    """What the state answered for the gate every provider request passes first: the scripted
+    response it consumed, and how long until its rate-limit window passes if over budget."""
+
+    script: ScriptedFault | None = None
+    wait: float | None = None
+
+    @property
+    def blocks(self) -> bool:
+        """The request is answered with an error before anything happens (a scripted error
+        status, or over its rate-limit budget)."""
+        return self.wait is not None or (self.script is not None
+                                         and self.script.fault.status is not None)
+
+
+def script_scopes(provider: str, operation: Operation
+                  ) -> tuple[tuple[str | None, Operation | None], ...]:
+    """Where a scripted response for this endpoint may be queued, most specific first."""
+    return ((provider, operation), (None, operation), (provider, None), (None, None))
+
+
+def bucket_of(operation: Operation) -> str:
+    """The rate-limit budget a request counts against: ``submit`` or ``poll``."""
+    return "submit" if operation is Operation.SUBMIT else "poll"
+
+
+class FaultRules:
+    """The configured, probabilistic part of fault decisions: rules, latency, the timeout
+    delay. Immutable; the random draws come from the caller's generator and the shared part
+    (scripts, rate windows) from the simulation state's :class:`Passage`."""
 
     def __init__(
         self,
@@ -139,77 +163,45 @@ class FaultInjector:
         latency: Mapping[Operation, Distribution] | None = None,
         rate_limits: Mapping[str, RateLimit] | None = None,
         timeout_delay: float = 300.0,
-        seed: int = 0,
     ) -> None:
         self.rules = tuple(rules)
         self.latency = dict(latency or {})
-        self.limiter = RateLimiter(rate_limits or {})
+        self.rate_limits = dict(rate_limits or {})
         self.timeout_delay = timeout_delay
-        self.rng = random.Random(f"faults:{seed}")
-        self._scripts: dict[tuple[str | None, Operation | None], deque[ScriptedFault]] = {}
-        self._quiet: dict[tuple[str, Operation], bool] = {}
+        self._armed: dict[tuple[str, Operation], bool] = {}
 
-    def script(
-        self, faults: Iterable[ScriptedFault], *, provider: str | None = None,
-        operation: Operation | None = None,
-    ) -> int:
-        """Queue the next responses of an endpoint; returns how many are now scripted there."""
-        queue = self._scripts.setdefault((provider, operation), deque())
-        queue.extend(faults)
-        return len(queue)
+    def limit(self, operation: Operation) -> RateLimit | None:
+        """The per-key budget this endpoint counts against, if any."""
+        return self.rate_limits.get(bucket_of(operation))
 
-    def scripted(self) -> dict[str, list[str]]:
-        """What is still scripted, by ``provider:operation`` (``*`` for any)."""
-        return {f"{p or '*'}:{o or '*'}": [str(f.fault) for f in q]
-                for (p, o), q in self._scripts.items() if q}
+    def armed(self, provider: str, operation: Operation) -> bool:
+        """True when a rule or a latency applies to this endpoint (a draw must be made)."""
+        armed = self._armed.get((provider, operation))
+        if armed is None:
+            armed = self._armed[(provider, operation)] = operation in self.latency or any(
+                rule.operation in (None, operation) and rule.provider in (None, provider)
+                for rule in self.rules)
+        return armed
 
-    def decide(
-        self, provider: str, operation: Operation, phase: Phase | None, key: str, now: float
-    ) -> Decision:
+    def decide(self, passage: Passage, provider: str, operation: Operation,
+               phase: Phase | None, rng: random.Random) -> Decision:
         """The fate of one response: scripted first, then rate limit, then random rules."""
-        delay = self._latency(operation)
-        for scope in ((provider, operation), (None, operation), (provider, None), (None, None)):
-            queue = self._scripts.get(scope)
-            if queue:
-                item = queue.popleft()
-                if item.fault is FaultKind.PASS:
-                    return Decision(delay=delay, source="script")
-                return self._decision(item.fault, item.retry_after, delay, "script")
-        bucket = "submit" if operation is Operation.SUBMIT else "poll"
-        wait = self.limiter.check(bucket, key, now) if key else None
-        if wait is not None:
-            return Decision(FaultKind.HTTP_429, max(wait, 1.0), delay, "rate-limit")
+        delay = self._latency(operation, rng)
+        script = passage.script
+        if script is not None:
+            if script.fault is FaultKind.PASS:
+                return Decision(delay=delay, source="script")
+            return self._decision(script.fault, script.retry_after, delay, "script")
+        if passage.wait is not None:
+            return Decision(FaultKind.HTTP_429, max(passage.wait, 1.0), delay, "rate-limit")
         for rule in self.rules:
-            if rule.matches(provider, operation, phase) and self.rng.random() < rule.rate:
+            if rule.matches(provider, operation, phase) and rng.random() < rule.rate:
                 return self._decision(rule.fault, rule.retry_after, delay, "rule")
         return Decision(delay=delay)
 
-    def inert(self, provider: str, operation: Operation) -> bool:
-        """True when :meth:`decide` would surely answer "nothing" for this endpoint *and* change
-        no state doing so: no script could apply, no rate limit counts it, no latency or rule
-        draws from the RNG. Lets the web layer skip the decision without changing any outcome.
-        """
-        scripts = self._scripts
-        if scripts and any(scripts.get(scope) for scope in (
-                (provider, operation), (None, operation), (provider, None), (None, None))):
-            return False
-        quiet = self._quiet.get((provider, operation))
-        if quiet is None:  # rules, latency and limits are fixed for the injector's life
-            bucket = "submit" if operation is Operation.SUBMIT else "poll"
-            quiet = self._quiet[(provider, operation)] = (
-                operation not in self.latency and bucket not in self.limiter.limits
-                and not any(rule.operation in (None, operation)
-                            and rule.provider in (None, provider) for rule in self.rules))
-        return quiet
-
-    def reset(self) -> None:
-        """Forget scripts and rate-limit windows."""
-        self._scripts.clear()
-        self.limiter.reset()
-
-    def _latency(self, operation: Operation) -> float:
+    def _latency(self, operation: Operation, rng: random.Random) -> float:
         dist = self.latency.get(operation)
-        return dist.sample(self.rng) if dist is not None else 0.0
+        return dist.sample(rng) if dist is not None else 0.0
 
     def _decision(self, fault: FaultKind, retry_after: float, delay: float,
                   source: str) -> Decision:

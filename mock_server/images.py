@@ -7,6 +7,7 @@ pre-signed S3 URL, so an expired or tampered URL is refused the way S3 refuses i
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hashlib
 import hmac
@@ -14,6 +15,7 @@ import io
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import urlencode
+from xml.sax.saxutils import escape
 
 from PIL import Image, ImageDraw, ImageOps
 
@@ -37,6 +39,11 @@ class Renderer:
     def __init__(self, *, cache_size: int = 32) -> None:
         self.render = functools.lru_cache(maxsize=cache_size)(self._render)
 
+    async def render_async(self, key: ImageKey) -> bytes:
+        """:meth:`render` in a worker thread: a large PNG takes tens of milliseconds, which
+        must not stall every other request on the event loop."""
+        return await asyncio.to_thread(self.render, key)
+
     @staticmethod
     def _render(key: ImageKey) -> bytes:
         digest = hashlib.sha256(
@@ -59,10 +66,16 @@ class Renderer:
 
 
 class UrlSigner:
-    """Signs artifact paths with an expiry, in the style of an S3 pre-signed URL."""
+    """Signs artifact paths with an expiry, in the style of an S3 pre-signed URL.
 
-    def __init__(self, secret: bytes) -> None:
+    The key is the simulation state's secret (random, never derived from the seed) and the
+    signature covers the state's *incarnation*, named in ``X-Amz-Credential``: a URL issued
+    before a restart of an in-memory fake is refused saying so, and never serves a new job that
+    happens to reuse an id."""
+
+    def __init__(self, secret: bytes, *, incarnation: str = "") -> None:
         self._secret = secret
+        self.incarnation = incarnation
 
     def query(self, path: str, *, issued: float, expires: float) -> str:
         """The query string (without ``?``) that authorises ``path`` until ``expires``."""
@@ -71,6 +84,7 @@ class UrlSigner:
         return urlencode(
             {
                 "X-Amz-Algorithm": "AWS4-HMAC-SHA256",
+                "X-Amz-Credential": f"wanmock/{self.incarnation}",
                 "X-Amz-Date": date,
                 "X-Amz-Expires": str(ttl),
                 "X-Amz-Signature": self._sign(path, date, ttl),
@@ -81,13 +95,22 @@ class UrlSigner:
         """``None`` if the signature is valid and unexpired, else ``(S3 code, message)``."""
         try:
             date = params["X-Amz-Date"]
-            ttl = int(params["X-Amz-Expires"])
+            raw_ttl = params["X-Amz-Expires"]
             signature = params["X-Amz-Signature"]
+            if not (raw_ttl.isascii() and raw_ttl.isdigit() and len(raw_ttl) <= 12):
+                raise ValueError(raw_ttl)
+            ttl = int(raw_ttl)
             issued = datetime.strptime(date, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC).timestamp()
         except (KeyError, ValueError):
             return ("AccessDenied", "Query-string authentication requires the X-Amz-Date, "
                     "X-Amz-Expires and X-Amz-Signature parameters")
-        if not hmac.compare_digest(signature, self._sign(path, date, ttl)):
+        credential = params.get("X-Amz-Credential", "")
+        if credential != f"wanmock/{self.incarnation}":
+            return ("AccessDenied", "This URL was signed by another run of the fake (it "
+                    "restarted since: in-memory jobs and their URLs do not survive a restart) "
+                    "or by another server")
+        expected = self._sign(path, date, ttl).encode()
+        if not hmac.compare_digest(signature.encode("utf-8", "surrogateescape"), expected):
             return ("SignatureDoesNotMatch", "The request signature we calculated does not "
                     "match the signature you provided.")
         if now >= issued + ttl:
@@ -95,7 +118,7 @@ class UrlSigner:
         return None
 
     def _sign(self, path: str, date: str, ttl: int) -> str:
-        message = f"{path}\n{date}\n{ttl}".encode()
+        message = f"{self.incarnation}\n{path}\n{date}\n{ttl}".encode()
         return hmac.new(self._secret, message, hashlib.sha256).hexdigest()
 
 
@@ -103,7 +126,7 @@ def s3_error_xml(code: str, message: str) -> bytes:
     """An error document shaped like S3's."""
     return (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
-        f"<Error><Code>{code}</Code><Message>{message}</Message></Error>"
+        f"<Error><Code>{escape(code)}</Code><Message>{escape(message)}</Message></Error>"
     ).encode()
 
 

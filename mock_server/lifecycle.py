@@ -6,9 +6,15 @@ no I/O, no background task, no ``async``: a million idle jobs cost only their me
 
 >>> req = JobRequest(model="m", prompt="a cat", width=1024, height=1024, n=1, seed=7)
 >>> job = JobRecord(id="j1", provider="p", owner="k", request=req, created_at=0.0,
-...                 start_at=10.0, end_at=70.0, expires_at=1000.0, evict_at=2000.0, seq=0)
+...                 start_at=10.0, end_at=70.0, expires_at=1000.0, evict_at=2000.0,
+...                 schedule=Slotted("q", 0))
 >>> [state_at(job, t).phase.value for t in (0, 10, 69.9, 70, 1000)]
 ['queued', 'running', 'running', 'succeeded', 'expired']
+
+How a job waits is a :data:`Schedule`, a tagged value rather than sentinel numbers:
+:class:`Slotted` (the FIFO slot queue decides its start), :class:`Backlog` (behind other users'
+jobs outside the slots), :class:`Stuck` (never leaves the queue) and :class:`PollDriven` (ends at
+the N-th status poll). Whether a job is queued is decided once, by :func:`state_at`.
 """
 
 from __future__ import annotations
@@ -19,7 +25,20 @@ from dataclasses import dataclass
 
 from .vocab import FailureKind, Phase
 
-__all__ = ["Failure", "JobRecord", "JobRequest", "JobView", "next_change", "state_at"]
+__all__ = [
+    "Backlog",
+    "Failure",
+    "JobRecord",
+    "JobRequest",
+    "JobView",
+    "PollDriven",
+    "Schedule",
+    "Slotted",
+    "Stuck",
+    "next_change",
+    "position_outside_slots",
+    "state_at",
+]
 
 NEVER = math.inf
 
@@ -37,15 +56,20 @@ class JobRequest:
     seed: int | None = None
     negative_prompt: str = ""
     prompt_extend: bool = False
-    #: The rest of the body as the client sent it (after defaults), as compact JSON bytes
-    #: without the prompt (kept once, above): nothing submitted is lost; see :attr:`submitted`.
+    #: The body as the client sent it (after defaults), as compact JSON bytes without the
+    #: prompt (kept once, above, and put back at ``prompt_path``): nothing submitted is lost;
+    #: see :attr:`submitted`.
     params: bytes = b"{}"
+    prompt_path: tuple[str, ...] = ("prompt",)
 
     @property
     def submitted(self) -> dict[str, object]:
         """The whole submitted body, defaults applied."""
         body: dict[str, object] = json.loads(self.params)
-        body["prompt"] = self.prompt
+        where = body
+        for name in self.prompt_path[:-1]:
+            where = where.setdefault(name, {})  # type: ignore[assignment]
+        where[self.prompt_path[-1]] = self.prompt
         return body
 
 
@@ -55,6 +79,42 @@ class Failure:
 
     kind: FailureKind
     message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Slotted:
+    """Waits in a FIFO queue with a few concurrent slots; the queue sets its start and end."""
+
+    #: Which queue (per provider and API key, or per provider).
+    queue: str
+    #: Submission order within that queue.
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    """Waits behind ``ahead`` jobs outside the slot queue, one draining every ``drain`` s."""
+
+    ahead: int
+    drain: float
+
+
+@dataclass(frozen=True, slots=True)
+class Stuck:
+    """Never leaves the queue; ``ahead`` jobs were waiting when it arrived."""
+
+    ahead: int
+
+
+@dataclass(frozen=True, slots=True)
+class PollDriven:
+    """Runs after its queue delay and ends (as its failure says) at the ``polls``-th poll."""
+
+    polls: int
+
+
+#: How a job waits for and holds a slot.
+Schedule = Slotted | Backlog | Stuck | PollDriven
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -75,18 +135,11 @@ class JobRecord:
     expires_at: float
     #: When the store may forget it entirely (then: not found).
     evict_at: float
-    #: Submission order within its queue; used for ``queue_position``.
-    seq: int
+    schedule: Schedule
     #: Set when the job will fail at ``end_at`` instead of succeeding.
     failure: Failure | None = None
+    #: When it was (or will be, for a provider-side cancel) cancelled.
     cancelled_at: float | None = None
-    #: Jobs outside the slot queue (a backlog or a stuck job): how many were ahead at submit,
-    #: and the seconds each of them takes to drain (``inf``: the queue never moves).
-    ahead: int | None = None
-    drain: float = NEVER
-    #: Scenario jobs that end at the N-th status poll instead of at a time; polls seen so far.
-    end_after_polls: int | None = None
-    polls_seen: int = 0
     #: Name of the scenario that shaped this job (for the journal and debugging).
     scenario: str = ""
     #: The generation seed: the client's, or one the engine drew (as the providers do).
@@ -143,7 +196,8 @@ class JobView:
 
 
 def state_at(job: JobRecord, now: float, *, queue_position: int | None = None) -> JobView:
-    """The job's view at ``now``; ``queue_position`` is supplied by the scheduler if queued."""
+    """The job's view at ``now``; ``queue_position`` (supplied by the slot queue, or by
+    :func:`position_outside_slots`) is kept only while the job is queued."""
     if now >= job.expires_at:
         phase = Phase.EXPIRED
     elif job.cancelled_at is not None and now >= job.cancelled_at:
@@ -162,6 +216,28 @@ def state_at(job: JobRecord, now: float, *, queue_position: int | None = None) -
     )
 
 
+def position_outside_slots(job: JobRecord, now: float) -> int | None:
+    """The queue position of a queued job that is not in a slot queue (``None`` for those that
+    are: the queue knows). A backlog drains one job per ``drain`` seconds; a stuck job keeps its
+    place; a poll-driven job is next.
+
+    >>> req = JobRequest(model="m", prompt="a cat", width=1024, height=1024)
+    >>> job = JobRecord(id="j1", provider="p", owner="k", request=req, created_at=0.0,
+    ...                 start_at=8.0, end_at=68.0, expires_at=1000.0, evict_at=2000.0,
+    ...                 schedule=Backlog(ahead=3, drain=2.0))
+    >>> [position_outside_slots(job, t) for t in (0, 1.9, 2, 7.9)]
+    [3, 3, 2, 0]
+    """
+    schedule = job.schedule
+    if isinstance(schedule, Backlog):
+        return max(0, schedule.ahead - int((now - job.created_at) // schedule.drain))
+    if isinstance(schedule, Stuck):
+        return schedule.ahead
+    if isinstance(schedule, PollDriven):
+        return 0
+    return None
+
+
 def next_change(job: JobRecord, now: float) -> float:
     """The earliest instant after ``now`` at which :func:`state_at` may give another phase.
 
@@ -170,7 +246,8 @@ def next_change(job: JobRecord, now: float) -> float:
 
     >>> req = JobRequest(model="m", prompt="a cat", width=1024, height=1024)
     >>> job = JobRecord(id="j1", provider="p", owner="k", request=req, created_at=0.0,
-    ...                 start_at=10.0, end_at=70.0, expires_at=1000.0, evict_at=2000.0, seq=0)
+    ...                 start_at=10.0, end_at=70.0, expires_at=1000.0, evict_at=2000.0,
+    ...                 schedule=Slotted("q", 0))
     >>> [next_change(job, t) for t in (0, 10, 70, 1000)]
     [10.0, 70.0, 1000.0, inf]
     """

@@ -6,8 +6,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-CORE = ["clock", "config", "distributions", "engine", "errors", "faults", "images", "journal",
-        "lifecycle", "presets", "scenarios", "scheduler", "store", "vocab"]
+CORE = ["_loading", "clock", "config", "distributions", "engine", "errors", "faults", "ids",
+        "images", "journal", "lifecycle", "presets", "scenarios", "scheduler", "vocab",
+        "state/__init__", "state/base", "state/memory"]
 FORBIDDEN_FOR_CORE = ("starlette", "uvicorn", "httpx", "wanmock.server.web",
                       "wanmock.server.dialects", "wanmock.server.cli", "wanmock.contracts",
                       ".web", ".dialects", ".cli")

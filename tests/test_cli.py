@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from wanmock.server.cli import build_parser, config_from_args, main
+from wanmock.server.dialects import default_registry
 
 
 def parse(*argv: str):  # type: ignore[no-untyped-def]
@@ -62,13 +63,16 @@ def test_python_m_wanmock_server_serves_and_prints_both_base_urls() -> None:
     )
     try:
         assert process.stdout is not None
-        lines = [process.stdout.readline() for _ in range(4)]
+        lines = [process.stdout.readline() for _ in range(2 + len(default_registry().names()))]
         assert "seed 3" in lines[0]
         base = lines[0].split()[3]
         assert base.startswith("http://127.0.0.1:")
-        assert "TheRouter base URL" in lines[1] and "RunComfy  base URL" in lines[2]
+        registry = default_registry()
+        named = {cls.title for cls in registry
+                 if any(f"{cls.title} base URL" in line for line in lines[1:-1])}
+        assert named == {cls.title for cls in registry}, lines
         health = httpx.get(f"{base}/__admin/health", timeout=10).json()
-        assert health["seed"] == 3 and health["providers"] == ["runcomfy", "therouter"]
+        assert health["seed"] == 3 and health["providers"] == registry.names()
     finally:
         process.terminate()
         process.wait(timeout=10)

@@ -1,18 +1,27 @@
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from wanmock.server.config import Config, NotReadyStyle, QueueScope
+from wanmock.server.config import Config, QueueScope
+from wanmock.server.dialects import default_registry
+from wanmock.server.dialects.runcomfy import NotReadyStyle
 from wanmock.server.distributions import Fixed
 from wanmock.server.errors import ConfigError
+
+REGISTRY = default_registry()
+
+
+def options(config: Config, provider: str) -> Any:
+    return REGISTRY.options(REGISTRY.get(provider), config)
 
 
 def test_defaults_follow_the_docs() -> None:
     config = Config()
-    assert config.therouter.retention == 604800  # expires_at - created_at in the guide example
-    assert config.therouter.sync_deadline == 100
-    assert config.runcomfy.submit_status == 200
-    assert config.runcomfy.result_before_done is NotReadyStyle.STATE
+    assert options(config, "therouter").retention == 604800  # expires_at - created_at in the guide
+    assert options(config, "therouter").sync_deadline == 100
+    assert options(config, "runcomfy").submit_status == 200
+    assert options(config, "runcomfy").result_before_done is NotReadyStyle.STATE
     assert config.server.host == "127.0.0.1" and config.server.port == 8000
 
 
@@ -28,8 +37,8 @@ def test_from_toml(tmp_path: Path) -> None:
     assert config.server.api_keys == frozenset({"a", "b"})
     assert config.lifecycle.run_time == Fixed(5.0)
     assert config.lifecycle.queue_scope is QueueScope.PROVIDER
-    assert config.runcomfy.result_before_done is NotReadyStyle.ERROR_400005
-    assert config.runcomfy.submit_status == 202
+    assert options(config, "runcomfy").result_before_done is NotReadyStyle.ERROR_400005
+    assert options(config, "runcomfy").submit_status == 202
 
 
 @pytest.mark.parametrize(
@@ -37,20 +46,34 @@ def test_from_toml(tmp_path: Path) -> None:
     [
         ({"lifecycle": {"run_tme": "fixed(1)"}},
          r"lifecycle: unknown key 'run_tme'; did you mean 'run_time'"),
-        ({"servr": {}}, r"unknown key 'servr'; did you mean 'server'"),
+        ({"servr": {}}, r"\[servr\]: unknown section.*did you mean 'server'"),
+        ({"runcomfi": {}}, r"\[runcomfi\]: unknown section.*did you mean 'runcomfy'"),
         ({"runcomfy": {"result_before_done": "error"}},
          r"runcomfy.result_before_done: unknown value 'error'"),
         ({"runcomfy": {"submit_status": 201}}, r"submit_status must be 200 \(docs\) or 202"),
+        ({"runcomfy": {"submit_sttus": 202}}, r"runcomfy: unknown key 'submit_sttus'"),
         ({"lifecycle": {"concurrency": 0}}, r"concurrency must be >= 1"),
         ({"lifecycle": {"failure_rate": 2}}, r"failure_rate must be in \[0, 1\]"),
         ({"server": {"port": "80"}}, r"server.port: expected an integer"),
         ({"therouter": {"cancel_running": 1}}, r"therouter.cancel_running: expected true or false"),
         ({"server": {"time_scale": 0}}, r"time_scale must be > 0"),
+        ({"server": {"workers": 2}}, r"workers > 1 needs shared state"),
+        ({"server": {"state": "postgres://x"}}, r"server.state must be 'memory' or a Redis URL"),
     ],
 )
 def test_bad_config_names_the_key(data: dict, message: str) -> None:  # type: ignore[type-arg]
     with pytest.raises(ConfigError, match=message):
-        Config.from_mapping(data)
+        REGISTRY.build(Config.from_mapping(data))
+
+
+def test_a_provider_section_survives_presets_and_replace() -> None:
+    config = Config.from_mapping({"therouter": {"sync_deadline": 30}})
+    for later in (config.with_preset("flaky"), config.replace(lifecycle={"concurrency": 3}),
+                  Config.from_mapping({"preset": "outage"}, base=config)):
+        assert options(later, "therouter").sync_deadline == 30
+    merged = config.replace(therouter={"cancel_running": True})
+    assert options(merged, "therouter").sync_deadline == 30
+    assert options(merged, "therouter").cancel_running is True
 
 
 def test_bad_files_are_config_errors(tmp_path: Path) -> None:
@@ -68,7 +91,7 @@ def test_from_env(tmp_path: Path) -> None:
     config = Config.from_env({"WANMOCK_CONFIG": str(path), "WANMOCK_SEED": "9",
                               "WANMOCK_TIME_SCALE": "1000"})
     assert (config.server.seed, config.server.time_scale) == (9, 1000.0)
-    assert config.therouter.sync_deadline == 5.0
+    assert options(config, "therouter").sync_deadline == 5.0
     with pytest.raises(ConfigError, match="WANMOCK_SEED='x' is not a int"):
         Config.from_env({"WANMOCK_SEED": "x"})
 

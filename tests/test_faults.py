@@ -1,10 +1,47 @@
+from collections.abc import Iterable, Mapping
+
 import pytest
 
+from tests.support import now
+from wanmock.server.clock import FakeClock
 from wanmock.server.config import Config
-from wanmock.server.distributions import Fixed
+from wanmock.server.distributions import Distribution, Fixed
 from wanmock.server.errors import ConfigError
-from wanmock.server.faults import FaultInjector, FaultRule, RateLimit, RateLimiter, ScriptedFault
+from wanmock.server.faults import (
+    Decision,
+    FaultRule,
+    FaultRules,
+    RateLimit,
+    ScriptedFault,
+    count_in_window,
+)
+from wanmock.server.state import Gate, MemoryState
 from wanmock.server.vocab import FaultKind, Operation, Phase
+
+
+class FaultInjector:
+    """The decision as the edge makes it: the state's passage, then the rules."""
+
+    def __init__(self, *, rules: Iterable[FaultRule] = (),
+                 latency: Mapping[Operation, Distribution] | None = None,
+                 rate_limits: Mapping[str, RateLimit] | None = None,
+                 timeout_delay: float = 300.0, seed: int = 0) -> None:
+        self.rules = FaultRules(rules=rules, latency=latency, rate_limits=rate_limits,
+                                timeout_delay=timeout_delay)
+        self.state = MemoryState(FakeClock(), seed=seed)
+
+    def script(self, faults: list[ScriptedFault], *, provider: str | None = None,
+               operation: Operation | None = None) -> int:
+        return now(self.state.script(faults, provider=provider, operation=operation))
+
+    def scripted(self) -> dict[str, list[str]]:
+        return now(self.state.scripted())
+
+    def decide(self, provider: str, operation: Operation, phase: Phase | None, key: str,
+               at: float) -> Decision:
+        gate = Gate(provider, operation, key, self.rules.limit(operation))
+        passage = now(self.state.passage(gate, at))
+        return self.rules.decide(passage, provider, operation, phase, self.state.rng)
 
 
 def test_scripts_come_first_in_order_and_pass_lets_one_through() -> None:
@@ -63,12 +100,17 @@ def test_timeout_fault_adds_the_timeout_delay_and_latency_is_drawn() -> None:
 
 
 def test_rate_limiter_windows_per_key_and_bucket() -> None:
-    limiter = RateLimiter({"submit": RateLimit(2, 60)})
-    assert [limiter.check("submit", "a", t) for t in (0, 1)] == [None, None]
-    assert limiter.check("submit", "a", 10) == 50  # until the window passes
-    assert limiter.check("submit", "b", 10) is None  # another key has its own budget
-    assert limiter.check("poll", "a", 10) is None  # no poll budget configured
-    assert limiter.check("submit", "a", 60) is None  # a new window
+    injector = FaultInjector(rate_limits={"submit": RateLimit(2, 60)})
+
+    def wait(operation: Operation, key: str, at: float) -> float | None:
+        return injector.decide("p", operation, None, key, at).retry_after
+
+    assert [wait(Operation.SUBMIT, "a", t) for t in (0, 1)] == [None, None]
+    assert wait(Operation.SUBMIT, "a", 10) == 50  # until the window passes
+    assert wait(Operation.SUBMIT, "b", 10) is None  # another key has its own budget
+    assert wait(Operation.STATUS, "a", 10) is None  # no poll budget configured
+    assert wait(Operation.SUBMIT, "a", 60) is None  # a new window
+    assert count_in_window(None, RateLimit(1, 10), 25.0) == ((20.0, 1), None)
 
 
 def test_rate_limit_and_rule_config_errors() -> None:

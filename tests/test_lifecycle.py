@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from wanmock.server.lifecycle import Failure, JobRecord, JobRequest, state_at
+from wanmock.server.lifecycle import Failure, JobRecord, JobRequest, Slotted, state_at
 from wanmock.server.vocab import FailureKind, Phase
 
 REQUEST = JobRequest(model="m", prompt="p", width=512, height=512, seed=1)
@@ -11,7 +11,7 @@ REQUEST = JobRequest(model="m", prompt="p", width=512, height=512, seed=1)
 def record(**changes: object) -> JobRecord:
     fields: dict[str, object] = dict(
         id="j", provider="p", owner="o", request=REQUEST, created_at=0.0, start_at=10.0,
-        end_at=70.0, expires_at=1000.0, evict_at=2000.0, seq=0,
+        end_at=70.0, expires_at=1000.0, evict_at=2000.0, schedule=Slotted("q", 0),
     )
     fields.update(changes)
     return JobRecord(**fields)  # type: ignore[arg-type]

@@ -34,7 +34,8 @@ def test_cancel_moves_the_jobs_behind_forward_but_not_into_the_past() -> None:
     seq_b, _, _ = q.admit("b", ready_at=0.0, run_seconds=100.0, now=0.0)
     seq_c, start_c, _ = q.admit("c", ready_at=0.0, run_seconds=100.0, now=0.0)
     assert start_c == 200.0
-    changed = q.cancel(seq_b, now=50.0)
+    assert q.cancel(seq_b, now=50.0)
+    changed = q.take_changes()
     assert [(s.job_id, s.start, s.end) for s in changed] == [("c", 100.0, 200.0)]
     assert q.position(seq_c, now=60.0) == 0
     # a later admission queues behind c, not in the freed gap
@@ -49,8 +50,9 @@ def test_cancel_when_the_slot_is_idle_starts_the_next_job_now_not_earlier() -> N
     assert start_b == 110.0
     q.cancel(0, now=30.0)
     assert q.position(seq_b, now=30.0) == 0
-    changed = q.cancel(12345, now=30.0)  # unknown seq: nothing changes
-    assert changed == []
+    q.take_changes()
+    assert not q.cancel(12345, now=30.0)  # unknown seq: nothing changes
+    assert q.take_changes() == []
 
 
 def test_pruning_keeps_positions_right_for_long_queues() -> None:
@@ -64,3 +66,28 @@ def test_pruning_keeps_positions_right_for_long_queues() -> None:
 def test_rejects_zero_slots() -> None:
     with pytest.raises(ValueError):
         FifoQueue(0)
+
+
+def test_a_job_that_expires_while_waiting_leaves_the_queue_at_its_expiry() -> None:
+    q = FifoQueue(concurrency=1)
+    q.admit("a", ready_at=0.0, run_seconds=100.0, now=0.0)
+    q.admit("ghost", ready_at=0.0, run_seconds=100.0, now=0.0, expires_at=50.0)
+    seq_c, start_c, _ = q.admit("c", ready_at=0.0, run_seconds=100.0, now=0.0)
+    assert start_c == 200.0 and q.position(seq_c, now=49.0) == 1
+    assert q.position(seq_c, now=60.0) == 0  # the ghost is gone since t=50
+    changed = q.take_changes()
+    assert [(s.job_id, s.start) for s in changed] == [("c", 100.0)]  # a's slot frees at 100
+    _, start_d, _ = q.admit("d", ready_at=60.0, run_seconds=10.0, now=60.0)
+    assert start_d == 200.0 and len(q) == 2
+
+
+def test_expiries_and_starts_are_played_in_time_order() -> None:
+    q = FifoQueue(concurrency=1)
+    q.admit("a", ready_at=0.0, run_seconds=10.0, now=0.0)
+    q.admit("b", ready_at=0.0, run_seconds=10.0, now=0.0, expires_at=15.0)  # starts at 10: ok
+    q.admit("c", ready_at=0.0, run_seconds=10.0, now=0.0, expires_at=5.0)  # ghost from t=5
+    seq_d, start_d, _ = q.admit("d", ready_at=0.0, run_seconds=10.0, now=0.0)
+    assert start_d == 30.0
+    assert q.position(seq_d, now=11.0) == 0  # b started at 10, c left at 5
+    assert [(s.job_id, s.start) for s in q.take_changes()] == [("d", 20.0)]
+    assert q.busy(11.0) == 1 and q.busy(31.0) == 0

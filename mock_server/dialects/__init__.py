@@ -11,25 +11,48 @@ wanmock.server.errors.ConfigError: unknown provider 'therouters'; did you mean '
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from typing import Any
 
+from .._loading import build
+from ..config import SECTIONS, Config
 from ..errors import ConfigError
-from ..vocab import suggest
-from .base import Dialect, Links, Operation, Reply, Route
+from ..vocab import Operation, suggest
+from .base import (
+    ClientFacts,
+    Contents,
+    Dialect,
+    Endpoint,
+    Links,
+    Reply,
+    Results,
+    Route,
+    SubmitInput,
+    Synchronous,
+)
 from .runcomfy import RunComfy
 from .therouter import TheRouter
 
 __all__ = [
+    "ClientFacts",
+    "Contents",
     "Dialect",
     "DialectRegistry",
+    "Endpoint",
     "Links",
     "Operation",
     "Reply",
+    "Results",
     "Route",
     "RunComfy",
+    "SubmitInput",
+    "Synchronous",
     "TheRouter",
     "default_registry",
 ]
+
+#: Operations a route may name only if the dialect implements the matching protocol.
+_NEEDS: Mapping[Operation, type[Any]] = {Operation.RESULT: Results, Operation.CONTENT: Contents}
 
 
 class DialectRegistry:
@@ -39,9 +62,15 @@ class DialectRegistry:
         self._dialects: dict[str, type[Dialect]] = {}
 
     def register(self, dialect: type[Dialect]) -> type[Dialect]:
-        """Add a dialect class (usable as a decorator)."""
+        """Add a dialect class (usable as a decorator); checks it can serve its route table."""
         if dialect.name in self._dialects:
             raise ConfigError(f"a dialect named {dialect.name!r} is already registered")
+        for route in dialect.routes:
+            needed = _NEEDS.get(route.operation)
+            if needed is not None and not issubclass(dialect, needed):
+                raise ConfigError(
+                    f"dialect {dialect.name!r} routes {route.method} {route.path} to "
+                    f"{route.operation} but does not implement {needed.__name__}")
         self._dialects[dialect.name] = dialect
         return dialect
 
@@ -60,9 +89,28 @@ class DialectRegistry:
     def __iter__(self) -> Iterator[type[Dialect]]:
         return iter(self._dialects[name] for name in self.names())
 
+    def __contains__(self, name: object) -> bool:
+        return name in self._dialects
+
+    def build(self, config: Config) -> dict[str, Dialect]:
+        """Every registered provider, configured from its section of ``config``.
+
+        A section naming no registered provider is an error listing the known ones."""
+        for name in config.providers:
+            if name not in self._dialects:
+                raise ConfigError(f"[{name}]: unknown section, neither wanmock's nor a "
+                                  f"provider's; {suggest(name, [*SECTIONS, *self._dialects])}")
+        return {name: cls(self.options(cls, config)) for name, cls in
+                ((cls.name, cls) for cls in self)}
+
+    @staticmethod
+    def options(cls: type[Dialect], config: Config) -> Any:
+        """The typed options of one provider from its config section (defaults if absent)."""
+        return build(cls.Options, config.provider(cls.name), cls.name, cls.Options())
+
 
 def default_registry() -> DialectRegistry:
-    """A fresh registry holding both built-in providers."""
+    """A fresh registry holding every built-in provider."""
     registry = DialectRegistry()
     registry.register(TheRouter)
     registry.register(RunComfy)

@@ -1,21 +1,27 @@
-"""What a provider dialect is: routes, parsing into a neutral request, rendering views and errors.
+"""What a provider is: one module holding everything that differs between providers.
 
-A dialect holds only what differs between providers. The HTTP layer owns the flow
-(authenticate → parse → engine → render) and calls the dialect at each step.
+A provider module defines a class satisfying :class:`Dialect`: its options (the ``[name]`` config
+section), routes, id shape, polling URL, status words, request parsing into a neutral
+:class:`~wanmock.server.lifecycle.JobRequest`, rendering of neutral views and domain errors into
+its JSON, and the facts a client of it needs (:class:`ClientFacts`: paths, body shapes, words,
+price, real base URL — used by the contract drivers, strategies, smoke mode and load tester).
+Operations only some providers have are small separate protocols (:class:`Synchronous`,
+:class:`Results`, :class:`Contents`). Nothing outside the module and its ``schemas/<name>/``
+folder names the provider. The HTTP layer owns the flow (authenticate → parse → engine → render).
 """
 
 from __future__ import annotations
 
 import json
 import random
+import re
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from wanmock import schemas
 
-from ..config import Config
 from ..engine import CancelResult
 from ..errors import (
     ApiError,
@@ -30,22 +36,63 @@ from ..vocab import Operation, Phase
 
 __all__ = [
     "COMMON_ERRORS",
+    "ClientFacts",
+    "Contents",
     "Dialect",
+    "Endpoint",
     "Links",
     "Operation",
     "Reply",
+    "Results",
     "Route",
+    "SubmitInput",
+    "Synchronous",
     "compact_json",
+    "compile_path",
     "error_headers",
     "error_responses",
     "iso8601",
     "schema_violations",
+    "template",
 ]
+
+#: A path parameter in a route: ``{name}`` or ``{name:path}`` (which may contain ``/``).
+_PARAM = re.compile(r"\{([a-z_]+)(?::(path|str))?\}")
+#: No id of any provider is longer; a longer path segment is refused before any work.
+MAX_PARAM = 200
+
+
+def compile_path(path: str) -> tuple[re.Pattern[str], tuple[str, ...]]:
+    """The one parser of route syntax: a regex matching the path and its parameter names.
+
+    >>> pattern, names = compile_path("/v1/jobs/{job_id}/content")
+    >>> names, pattern.match("/v1/jobs/img_1/content")["job_id"]
+    (('job_id',), 'img_1')
+    >>> pattern.match("/v1/jobs/a/b/content") is None
+    True
+    """
+    parts, names, last = [], [], 0
+    for match in _PARAM.finditer(path):
+        parts.append(re.escape(path[last:match.start()]))
+        name, converter = match.group(1), match.group(2)
+        body = r".+" if converter == "path" else rf"[^/]{{1,{MAX_PARAM}}}"
+        parts.append(f"(?P<{name}>{body})")
+        names.append(name)
+        last = match.end()
+    parts.append(re.escape(path[last:]))
+    return re.compile("^" + "".join(parts) + "$"), tuple(names)
+
+
+def template(path: str) -> str:
+    """A route path in OpenAPI's form: converters dropped (``{model_id:path}`` → ``{model_id}``).
+    """
+    return _PARAM.sub(r"{\1}", path)
 
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    """One provider endpoint, declaratively: the HTTP app and /openapi.json are built from these."""
+    """One provider endpoint, declaratively: the edge, /openapi.json and the contract checker's
+    status→schema map are all built from these."""
 
     operation: Operation
     method: str
@@ -59,6 +106,34 @@ class Route:
     query: Mapping[str, tuple[Mapping[str, Any], str]] = field(default_factory=dict)
     #: JSON schemas of path parameters (what a well-formed id looks like).
     path_params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: Request headers that change the protocol: name -> (JSON schema, description).
+    headers: Mapping[str, tuple[Mapping[str, Any], str]] = field(default_factory=dict)
+
+    @property
+    def pattern(self) -> re.Pattern[str]:
+        """The compiled path (see :func:`compile_path`)."""
+        return _compiled(self.path)[0]
+
+
+_PATTERNS: dict[str, tuple[re.Pattern[str], tuple[str, ...]]] = {}
+
+
+def _compiled(path: str) -> tuple[re.Pattern[str], tuple[str, ...]]:
+    found = _PATTERNS.get(path)
+    if found is None:
+        found = _PATTERNS[path] = compile_path(path)
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitInput:
+    """Everything a submit request carries that a provider may read."""
+
+    body: Any
+    path_params: Mapping[str, str] = field(default_factory=dict)
+    query: Mapping[str, str] = field(default_factory=dict)
+    #: Request headers by lower-case name.
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,20 +155,105 @@ class Links:
     images: Callable[[JobView], list[str]]
 
 
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """A client's view of one endpoint: method, path template (``{id}`` for the job id), and
+    the query parameters and headers it always sends."""
+
+    method: str
+    path: str
+    query: Mapping[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    def url_path(self, job_id: str = "") -> str:
+        return self.path.replace("{id}", job_id)
+
+
+def _dig(body: Any, path: tuple[str, ...]) -> Any:
+    for name in path:
+        body = body[name]
+    return body
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClientFacts:
+    """What a client of the provider needs to know, as data: the contract drivers, Hypothesis
+    strategies, ``wanmock verify``/``smoke`` and ``wanmock load`` are generic over these."""
+
+    model: str
+    submit: Endpoint
+    status: Endpoint
+    cancel: Endpoint
+    #: Where results are fetched, when not in the status answer.
+    result: Endpoint | None
+    #: A minimal valid submit body for a prompt.
+    body: Callable[[str], dict[str, Any]]
+    #: Where the prompt sits in a submit body (``("input", "prompt")``).
+    prompt_field: tuple[str, ...]
+    #: Where the job id sits in the submit answer.
+    id_field: tuple[str, ...]
+    #: Where the status word sits in a status answer, and what each word means.
+    status_field: tuple[str, ...]
+    phases: Mapping[str, Phase]
+    #: The image URLs in a finished job's result (or status) answer.
+    image_urls: Callable[[Any], list[str]]
+    #: Whether a cancel answer says the job was cancelled.
+    cancelled: Callable[[Any], bool]
+    #: URL fields of the submit answer and the path each must have (``{id}``), and whether the
+    #: provider documents them as always present.
+    url_fields: Mapping[str, tuple[str, bool]] = field(default_factory=dict)
+    #: A well-formed id that names no job.
+    unknown_id: str
+    request_schema: str
+    #: Body fields the provider checks beyond its schema (a served model, say).
+    fixed_fields: Mapping[str, Any] = field(default_factory=dict)
+    real_base_url: str
+    #: What a client library takes as its base URL, relative to the server's root (DashScope's
+    #: SDK wants ``…/api/v1``).
+    base_path: str = ""
+    #: Environment variable holding the real API key.
+    key_env: str
+    #: USD per image, and where the figure comes from.
+    price_per_image: float
+    price_source: str = ""
+    #: Only queued jobs may be cancelled (judged by ``wanmock verify``).
+    cancel_only_queued: bool = True
+
+    def job_id(self, submitted: Any) -> str:
+        return str(_dig(submitted, self.id_field))
+
+    def phase(self, answer: Any) -> Phase:
+        """The neutral phase in a status answer; ``ValueError`` names an unknown word."""
+        try:
+            word = _dig(answer, self.status_field)
+        except (KeyError, TypeError, IndexError):
+            raise ValueError(f"no {'.'.join(self.status_field)} in the answer") from None
+        if word not in self.phases:
+            raise ValueError(f"unknown status word {word!r}; expected one of "
+                             f"{', '.join(self.phases)}")
+        return self.phases[word]
+
+
 class Dialect(Protocol):
-    """A provider: its routes, its words, its bodies. See ``therouter.py`` for a full example."""
+    """A provider: its options, routes, words and bodies. See ``therouter.py`` for an example."""
 
     name: ClassVar[str]
     title: ClassVar[str]
     #: Model ids this fake serves for the provider.
     models: ClassVar[tuple[str, ...]]
     routes: ClassVar[tuple[Route, ...]]
-    #: Schema of the provider's error body.
+    #: Schema of the provider's error body, and of its answer to a path it has no route for.
     error_schema: ClassVar[str]
-    #: Prefix of the paths this provider owns (for rendering route-level errors).
+    route_not_found_schema: ClassVar[str]
+    #: Path prefixes this provider owns (unknown paths under them get its 404 shape).
     path_prefixes: ClassVar[tuple[str, ...]]
+    #: The typed options of its ``[name]`` config section (a frozen dataclass with defaults).
+    Options: ClassVar[type[Any]]
+    client: ClassVar[ClientFacts]
+    #: Domain error kind -> how the provider answers it (every kind: a test checks).
+    errors: ClassVar[Mapping[str, Any]]
 
-    def __init__(self, config: Config) -> None: ...
+    def __init__(self, options: Any) -> None: ...
 
     @property
     def retention(self) -> float:
@@ -105,41 +265,59 @@ class Dialect(Protocol):
         """Phases in which cancel succeeds."""
         ...
 
-    def new_id(self, rng: random.Random) -> str:
-        """A fresh job id in the provider's format."""
+    def new_id(self, rng: random.Random, tag: bytes) -> str:
+        """A fresh job id in the provider's shape (see :mod:`wanmock.server.ids`)."""
         ...
 
-    def check_id(self, job_id: str) -> None:
-        """Raise :class:`~wanmock.server.errors.MalformedId` if ``job_id`` cannot be one of ours."""
+    def parse_id(self, job_id: str) -> bytes:
+        """The id's 16 bytes, or :class:`~wanmock.server.errors.MalformedId` if ``job_id``
+        cannot be one of this provider's."""
         ...
 
-    def parse_submit(
-        self, body: Any, *, path_params: Mapping[str, str], query: Mapping[str, str]
-    ) -> JobRequest:
-        """Validate a submit body and turn it into a neutral request (defaults applied)."""
+    def polling_url(self, base: str, job_id: str) -> str:
+        """Where a client polls this job."""
         ...
 
-    def sync_deadline(self, query: Mapping[str, str]) -> float | None:
+    def parse_submit(self, submitted: SubmitInput) -> JobRequest:
+        """Validate a submit and turn it into a neutral request (defaults applied)."""
+        ...
+
+    def sync_deadline(self, submitted: SubmitInput) -> float | None:
         """Seconds a synchronous submit may wait, or ``None`` for an async submit."""
         ...
 
     def render_submit(self, view: JobView, links: Links) -> Reply: ...
 
-    def render_sync(self, view: JobView, links: Links) -> Reply:
-        """The answer to a synchronous submit whose job reached a terminal phase."""
-        ...
-
     def render_status(self, view: JobView, links: Links) -> Reply: ...
 
-    def render_result(self, view: JobView, links: Links) -> Reply: ...
-
     def render_cancel(self, result: CancelResult, links: Links) -> Reply: ...
-
-    def render_content(self, view: JobView, links: Links, query: Mapping[str, str]) -> Reply: ...
 
     def render_error(self, error: ApiError) -> Reply:
         """The provider's error body and status for a domain error."""
         ...
+
+
+@runtime_checkable
+class Synchronous(Protocol):
+    """A provider whose submit can wait for the job (:meth:`Dialect.sync_deadline` not None)."""
+
+    def render_sync(self, view: JobView, links: Links) -> Reply:
+        """The answer to a synchronous submit: the job ended, or the deadline passed."""
+        ...
+
+
+@runtime_checkable
+class Results(Protocol):
+    """A provider with a result endpoint of its own."""
+
+    def render_result(self, view: JobView, links: Links) -> Reply: ...
+
+
+@runtime_checkable
+class Contents(Protocol):
+    """A provider with an artifact endpoint that redirects to the image."""
+
+    def render_content(self, view: JobView, links: Links, query: Mapping[str, str]) -> Reply: ...
 
 
 #: Statuses any provider endpoint can answer: a bad key, a rate limit, injected faults.
@@ -177,15 +355,23 @@ _COMPACT = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=
 _SHARED: dict[bytes, bytes] = {}
 
 
-def compact_json(body: Mapping[str, Any]) -> bytes:
+def compact_json(body: Mapping[str, Any], prompt_path: tuple[str, ...] = ("prompt",)) -> bytes:
     """The body without its prompt as sorted, compact JSON bytes (how requests are kept)."""
-    kept = _COMPACT.encode({k: v for k, v in body.items() if k != "prompt"}).encode()
+    kept = _COMPACT.encode(_without(body, prompt_path)).encode()
     shared = _SHARED.get(kept)
     if shared is None:
         if len(_SHARED) >= 1024:
             _SHARED.clear()
         shared = _SHARED[kept] = kept
     return shared
+
+
+def _without(body: Mapping[str, Any], path: tuple[str, ...]) -> dict[str, Any]:
+    head, rest = path[0], path[1:]
+    copy = {k: v for k, v in body.items() if k != head or rest}
+    if rest and isinstance(copy.get(head), Mapping):
+        copy[head] = _without(copy[head], rest)
+    return copy
 
 
 def iso8601(when: float) -> str:

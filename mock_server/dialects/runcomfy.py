@@ -9,18 +9,21 @@ seed's. Where the docs disagree (submit 200 vs 202, /result before completion, t
 
 from __future__ import annotations
 
+import enum
 import random
 import re
 import uuid
 from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from wanmock import schemas
 
-from ..config import AuthErrorStyle, Config, NotReadyStyle, OutputField
+from ..config import DAY
 from ..engine import CancelResult
 from ..errors import (
     ApiError,
+    ConfigError,
     InjectedFault,
     InvalidRequest,
     JobNotFound,
@@ -28,13 +31,17 @@ from ..errors import (
     NotReady,
     UnknownModel,
 )
+from ..ids import new_id
 from ..lifecycle import JobRequest, JobView
 from ..vocab import Phase
 from .base import (
+    ClientFacts,
+    Endpoint,
     Links,
     Operation,
     Reply,
     Route,
+    SubmitInput,
     compact_json,
     error_headers,
     error_responses,
@@ -42,7 +49,62 @@ from .base import (
     schema_violations,
 )
 
-__all__ = ["RunComfy"]
+__all__ = ["AuthErrorStyle", "FailedStatusWord", "NotReadyStyle", "OutputField", "RunComfy",
+           "RunComfyOptions"]
+
+
+class NotReadyStyle(enum.StrEnum):
+    """What RunComfy's ``/result`` answers before completion."""
+
+    STATE = "state"  #: 200 with the current status (documented)
+    ERROR_400005 = "error-400005"  #: HTTP 400 ``error_code 400005`` (RunComfy's own test mock)
+
+
+class FailedStatusWord(enum.StrEnum):
+    """What RunComfy's ``/status`` says for a failed job."""
+
+    FAILED = "failed"  #: RunComfy's mock, CLI and MCP client all treat "failed" as terminal
+    COMPLETED = "completed"  #: only the documented words; ``/result`` then says "failed"
+
+
+class AuthErrorStyle(enum.StrEnum):
+    """How RunComfy answers a bad key."""
+
+    #: Serverless doc's 401001 Unauthorized at HTTP 401; RunComfy's CLI treats 401/403 as auth.
+    CODE_401001 = "401001"
+    #: Model API doc's code 400004 UserAccountError, at HTTP 400 (the status is only inferred
+    #: from the code's prefix).
+    CODE_400004 = "400004"
+
+
+class OutputField(enum.StrEnum):
+    """Where RunComfy puts the image URL in ``output``."""
+
+    IMAGE = "image"  #: ``output.image`` (documented generic result example)
+    IMAGES = "images"  #: ``output.images`` (RunComfy's own mock)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunComfyOptions:
+    """``[runcomfy]``: choices where RunComfy's docs are silent or disagree (README,
+    "Assumptions")."""
+
+    #: Result retention: undocumented. INFERRED from the upstream (DashScope) task validity.
+    retention: float = DAY
+    submit_status: int = 200
+    result_before_done: NotReadyStyle = NotReadyStyle.STATE
+    failed_status_word: FailedStatusWord = FailedStatusWord.FAILED
+    auth_error: AuthErrorStyle = AuthErrorStyle.CODE_401001
+    output_field: OutputField = OutputField.IMAGE
+    #: Reject body fields that the input schema does not define.
+    reject_unknown_fields: bool = True
+
+    def __post_init__(self) -> None:
+        if self.submit_status not in (200, 202):
+            raise ConfigError(
+                f"runcomfy.submit_status must be 200 (docs) or 202 (RunComfy's mock), "
+                f"got {self.submit_status}"
+            )
 
 MODEL = "wan-ai/wan-2-2/flash/text-to-image"
 INPUT_SCHEMA = "runcomfy/submit-request"
@@ -60,6 +122,8 @@ _ERROR = "runcomfy/error"
 #: Errors of the endpoints addressed by request_id: malformed id, another key's, unknown.
 _BY_ID = (400, 403, 404)
 _REQUEST_ID = {"job_id": {"type": "string", "format": "uuid", "pattern": _ID.pattern}}
+#: A UUID's version 4 and RFC 4122 variant bits.
+_UUID4 = ((6, 0xF0, 0x40), (8, 0xC0, 0x80))
 
 #: Domain error kind -> (HTTP status, error_code, name). Codes from the Model API docs [S-RC3]
 #: and the Serverless docs [S-RC5]; the rest follow their rule "first three digits = HTTP status".
@@ -77,6 +141,9 @@ _ERRORS: dict[str, tuple[int, int, str]] = {
     "route_not_found": (404, 404001, "ResourceNotFound"),
     "method_not_allowed": (405, 405001, "MethodNotAllowed"),
     "rate_limited": (429, 429001, "TooManyRequests"),
+    "budget_exceeded": (429, 429001, "TooManyRequests"),
+    "sync_timeout": (504, 504001, "Gateway Timeout"),
+    "not_cancellable": (400, 400001, "BadRequest"),
     "injected_fault": (500, 500001, "Internal Error"),
 }
 
@@ -88,6 +155,7 @@ class RunComfy:
     title: ClassVar[str] = "RunComfy Model API"
     models: ClassVar[tuple[str, ...]] = (MODEL,)
     path_prefixes: ClassVar[tuple[str, ...]] = ("/v1/models", "/v1/requests")
+    route_not_found_schema: ClassVar[str] = "runcomfy/error"
     error_schema: ClassVar[str] = "runcomfy/error"
     routes: ClassVar[tuple[Route, ...]] = (
         Route(Operation.SUBMIT, "POST", "/v1/models/{model_id:path}", "Submit a request",
@@ -111,8 +179,34 @@ class RunComfy:
               path_params=_REQUEST_ID),
     )
 
-    def __init__(self, config: Config) -> None:
-        self.config = config.runcomfy
+    Options: ClassVar[type[RunComfyOptions]] = RunComfyOptions
+    errors: ClassVar[Mapping[str, Any]] = _ERRORS
+    client: ClassVar[ClientFacts] = ClientFacts(
+        model=MODEL,
+        submit=Endpoint("POST", f"/v1/models/{MODEL}"),
+        status=Endpoint("GET", "/v1/requests/{id}/status"),
+        cancel=Endpoint("POST", "/v1/requests/{id}/cancel"),
+        result=Endpoint("GET", "/v1/requests/{id}/result"),
+        body=lambda prompt: {"prompt": prompt},
+        prompt_field=("prompt",),
+        id_field=("request_id",),
+        status_field=("status",),
+        phases={word: phase for phase, word in _STATUS.items()},
+        image_urls=lambda answer: ([answer["output"]["image"]] if "image" in answer["output"]
+                                   else list(answer["output"]["images"])),
+        cancelled=lambda answer: answer.get("outcome") == "cancelled",
+        url_fields={f"{name}_url": (f"/v1/requests/{{id}}/{name}", True)
+                    for name in ("status", "result", "cancel")},
+        unknown_id="00000000-0000-4000-8000-000000000000",
+        request_schema=INPUT_SCHEMA,
+        real_base_url="https://model-api.runcomfy.net",
+        key_env="RUNCOMFY_API_TOKEN",
+        price_per_image=0.048,
+        price_source="RunComfy bills per request; TheRouter's $0.048 per image as a bound",
+    )
+
+    def __init__(self, options: RunComfyOptions | None = None) -> None:
+        self.config = options or RunComfyOptions()
         properties = schemas.load(INPUT_SCHEMA)["properties"]
         self._fields = frozenset(properties)
         self._defaults = {k: v["default"] for k, v in properties.items() if "default" in v}
@@ -125,17 +219,20 @@ class RunComfy:
     def cancellable(self) -> Collection[Phase]:
         return (Phase.QUEUED,)
 
-    def new_id(self, rng: random.Random) -> str:
-        return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+    def new_id(self, rng: random.Random, tag: bytes) -> str:
+        return str(uuid.UUID(bytes=new_id(rng, tag=tag, fixed=_UUID4)))
 
-    def check_id(self, job_id: str) -> None:
+    def parse_id(self, job_id: str) -> bytes:
         if not _ID.match(job_id):
             raise MalformedId(f"{job_id[:80]!r} is not a request_id (expected a UUID)")
+        return uuid.UUID(job_id).bytes
 
-    def parse_submit(
-        self, body: Any, *, path_params: Mapping[str, str], query: Mapping[str, str]
-    ) -> JobRequest:
-        model = path_params.get("model_id", "")
+    def polling_url(self, base: str, job_id: str) -> str:
+        return f"{base}/v1/requests/{job_id}/status"
+
+    def parse_submit(self, submitted: SubmitInput) -> JobRequest:
+        body = submitted.body
+        model = submitted.path_params.get("model_id", "")
         if model not in self.models:
             raise UnknownModel(model, self.models)
         if isinstance(body, dict) and not self.config.reject_unknown_fields:
@@ -157,7 +254,7 @@ class RunComfy:
             params=compact_json(values),
         )
 
-    def sync_deadline(self, query: Mapping[str, str]) -> float | None:
+    def sync_deadline(self, submitted: SubmitInput) -> float | None:
         return None
 
     def render_submit(self, view: JobView, links: Links) -> Reply:
@@ -171,13 +268,10 @@ class RunComfy:
         }
         return Reply(self.config.submit_status, body, schema="runcomfy/submit-response")
 
-    def render_sync(self, view: JobView, links: Links) -> Reply:  # pragma: no cover - never sync
-        return self.render_result(view, links)
-
     def render_status(self, view: JobView, links: Links) -> Reply:
         self._check_not_expired(view)
         base = f"{links.base}/v1/requests/{view.id}"
-        status = _STATUS[view.phase]
+        status = _STATUS[view.phase]  # expired answered 404001 above
         if view.phase is Phase.FAILED:
             status = str(self.config.failed_status_word)
         body: dict[str, Any] = {"request_id": view.id, "status": status}
@@ -219,11 +313,8 @@ class RunComfy:
         body = {"request_id": view.id, "status": _STATUS[view.phase], "outcome": outcome}
         return Reply(202, body, schema="runcomfy/cancel-response")
 
-    def render_content(self, view: JobView, links: Links, query: Mapping[str, str]) -> Reply:
-        raise NotImplementedError("RunComfy has no content endpoint")  # no route maps here
-
     def render_error(self, error: ApiError) -> Reply:
-        status, code, name = _ERRORS.get(error.kind, (400, 400000, "BadRequest"))
+        status, code, name = _ERRORS[error.kind]
         if error.kind == "auth" and self.config.auth_error is AuthErrorStyle.CODE_400004:
             status, code, name = 400, 400004, "UserAccountError"
         detail: Any = None
@@ -239,7 +330,7 @@ class RunComfy:
 
     def _check_not_expired(self, view: JobView) -> None:
         if view.phase is Phase.EXPIRED:  # "nonexistent, deleted or expired request_id" [S-RC3]
-            raise JobNotFound(view.id, expired=True)
+            raise JobNotFound(view.id, reason="expired")
 
 
 def _loc(field: str) -> list[str]:

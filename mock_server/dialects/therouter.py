@@ -7,14 +7,16 @@ the error bodies, 409 for content before success, the sync-mode answer and its 5
 
 from __future__ import annotations
 
+import enum
 import random
 import re
 from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from ulid import base32
 
-from ..config import Config, SizeSyntax
+from ..config import DAY
 from ..engine import CancelResult
 from ..errors import (
     ApiError,
@@ -27,20 +29,47 @@ from ..errors import (
     UnknownModel,
     Violation,
 )
+from ..ids import new_id
 from ..lifecycle import JobRequest, JobView
 from ..vocab import FailureKind, Phase
 from .base import (
+    ClientFacts,
+    Endpoint,
     Links,
     Operation,
     Reply,
     Route,
+    SubmitInput,
     compact_json,
     error_headers,
     error_responses,
     schema_violations,
 )
 
-__all__ = ["TheRouter"]
+__all__ = ["SizeSyntax", "TheRouter", "TheRouterOptions"]
+
+
+class SizeSyntax(enum.StrEnum):
+    """Which ``size`` spellings TheRouter's fake accepts."""
+
+    X = "x"  #: OpenAI style "1024x1024", as in TheRouter's guide (default)
+    X_OR_STAR = "x-or-star"  #: also DashScope's "1024*1024"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TheRouterOptions:
+    """``[therouter]``: choices where TheRouter's docs are silent or disagree (README,
+    "Assumptions")."""
+
+    #: ``expires_at - created_at``: 604800 s = 7 days, from the documented example.
+    retention: float = 7 * DAY
+    #: The edge deadline for synchronous (no ``async=true``) requests.
+    sync_deadline: float = 100.0
+    size_syntax: SizeSyntax = SizeSyntax.X
+    #: Whether ``in_progress`` jobs may be cancelled (undocumented; upstream allows queued only).
+    cancel_running: bool = False
+    #: Reject body fields that the model page does not list (``quality``, ``negative_prompt``...).
+    reject_unknown_fields: bool = True
 
 MODEL = "wan/wan2.2-t2i-flash"
 _ID = re.compile(r"^img_[0-9A-Za-z]{26}$")
@@ -74,7 +103,9 @@ _ERRORS: dict[str, tuple[int, str, str]] = {
     "sync_timeout": (504, "server_error", "timeout"),
     "method_not_allowed": (405, "invalid_request_error", "method_not_allowed"),
     "rate_limited": (429, "rate_limit_error", "rate_limit_exceeded"),
+    "budget_exceeded": (429, "rate_limit_error", "storage_budget_exceeded"),
     "injected_fault": (500, "server_error", "upstream_error"),
+    "route_not_found": (404, "invalid_request_error", "not_found"),
 }
 #: How a failed job's error reads, by failure kind: (type, code).
 _FAILURES = {
@@ -91,6 +122,7 @@ class TheRouter:
     title: ClassVar[str] = "TheRouter"
     models: ClassVar[tuple[str, ...]] = (MODEL,)
     path_prefixes: ClassVar[tuple[str, ...]] = ("/v1/images/", "/v1/jobs")
+    route_not_found_schema: ClassVar[str] = "therouter/route-not-found"
     error_schema: ClassVar[str] = "therouter/error"
     routes: ClassVar[tuple[Route, ...]] = (
         Route(Operation.SUBMIT, "POST", "/v1/images/generations", "Submit a text-to-image job",
@@ -118,8 +150,34 @@ class TheRouter:
               path_params=_JOB_ID),
     )
 
-    def __init__(self, config: Config) -> None:
-        self.config = config.therouter
+    Options: ClassVar[type[TheRouterOptions]] = TheRouterOptions
+    errors: ClassVar[Mapping[str, Any]] = _ERRORS
+    client: ClassVar[ClientFacts] = ClientFacts(
+        model=MODEL,
+        submit=Endpoint("POST", "/v1/images/generations", {"async": "true"}),
+        status=Endpoint("GET", "/v1/jobs/{id}"),
+        cancel=Endpoint("POST", "/v1/jobs/{id}/cancel"),
+        result=None,
+        body=lambda prompt: {"model": MODEL, "prompt": prompt},
+        prompt_field=("prompt",),
+        id_field=("id",),
+        status_field=("status",),
+        phases={word: phase for phase, word in _STATUS.items()},
+        image_urls=lambda answer: list(answer["unsigned_urls"]),
+        cancelled=lambda answer: answer.get("status") == "cancelled",
+        url_fields={"polling_url": ("/v1/jobs/{id}", False)},
+        unknown_id="img_" + "0" * 26,
+        request_schema="therouter/submit-request",
+        fixed_fields={"model": MODEL},
+        real_base_url="https://api.therouter.ai",
+        key_env="THE_ROUTER_API_KEY",
+        price_per_image=0.048,
+        price_source="TheRouter's pricing table (the model page's prose says $0.04)",
+        cancel_only_queued=False,  # cancel_running may widen it
+    )
+
+    def __init__(self, options: TheRouterOptions | None = None) -> None:
+        self.config = options or TheRouterOptions()
 
     @property
     def retention(self) -> float:
@@ -131,17 +189,23 @@ class TheRouter:
             return (Phase.QUEUED, Phase.RUNNING)
         return (Phase.QUEUED,)
 
-    def new_id(self, rng: random.Random) -> str:
-        return "img_" + base32.encode(rng.randbytes(16))  # a ULID's 26 characters
+    def new_id(self, rng: random.Random, tag: bytes) -> str:
+        return "img_" + base32.encode(new_id(rng, tag=tag))  # a ULID's 26 characters
 
-    def check_id(self, job_id: str) -> None:
+    def parse_id(self, job_id: str) -> bytes:
         if not _ID.match(job_id):
             raise MalformedId(f"{job_id[:80]!r} is not a job id (expected img_ + 26 letters "
                               "or digits)")
+        try:
+            return base32.decode(job_id[4:].upper())
+        except ValueError:
+            return b""  # well formed for the provider, but not one wanmock can have issued
 
-    def parse_submit(
-        self, body: Any, *, path_params: Mapping[str, str], query: Mapping[str, str]
-    ) -> JobRequest:
+    def polling_url(self, base: str, job_id: str) -> str:
+        return f"{base}/v1/jobs/{job_id}"
+
+    def parse_submit(self, submitted: SubmitInput) -> JobRequest:
+        body = submitted.body
         if isinstance(body, dict):
             body = dict(body)
             if not self.config.reject_unknown_fields:
@@ -166,8 +230,8 @@ class TheRouter:
             params=compact_json(body),
         )
 
-    def sync_deadline(self, query: Mapping[str, str]) -> float | None:
-        flag = query.get("async", "false")
+    def sync_deadline(self, submitted: SubmitInput) -> float | None:
+        flag = submitted.query.get("async", "false")
         if flag not in ("true", "false"):
             raise InvalidRequest([Violation(
                 "async", "enum", f"query parameter async must be true or false; got {flag!r}"
@@ -211,13 +275,14 @@ class TheRouter:
                                               "; poll GET /v1/jobs/{id} until succeeded"))
         urls = links.images(view)
         raw = query.get("index", "0")
-        if not raw.isdigit() or int(raw) >= len(urls):
-            return _error(400, f"index must be an integer from 0 to {len(urls) - 1}; got {raw!r}",
+        if not (raw.isascii() and raw.isdigit() and len(raw) < 4) or int(raw) >= len(urls):
+            return _error(400, f"index must be an integer from 0 to {len(urls) - 1}; got "
+                               f"{raw[:20]!r}",
                           "invalid_request_error", "invalid_request", "index")
         return Reply(302, None, {"location": urls[int(raw)]})
 
     def render_error(self, error: ApiError) -> Reply:
-        status, kind, code = _ERRORS.get(error.kind, (400, "invalid_request_error", error.kind))
+        status, kind, code = _ERRORS[error.kind]
         param = None
         message = error.message
         if isinstance(error, InvalidRequest):
@@ -226,6 +291,8 @@ class TheRouter:
             param = "model"
         elif isinstance(error, JobNotFound) or error.kind in ("job_forbidden", "malformed_id"):
             message = "Job not found" + (f": {message}" if error.kind != "job_forbidden" else "")
+            if isinstance(error, JobNotFound) and error.reason == "other-run":
+                code = "job_not_found_after_restart"
         if isinstance(error, InjectedFault):
             status = error.status
             kind, code = ("server_error", "upstream_error") if status >= 500 else (kind, code)
@@ -243,7 +310,7 @@ class TheRouter:
             "status": _STATUS[view.phase],
             "model": record.request.model,
             "created_at": int(record.created_at),
-            "polling_url": f"{links.base}/v1/jobs/{record.id}",
+            "polling_url": self.polling_url(links.base, record.id),
             "expires_at": int(record.expires_at),
         }
         if view.phase is Phase.SUCCEEDED:

@@ -1,15 +1,26 @@
 """The admin API under ``/__admin``: clock, presets, scripted faults, journal, reset.
 
-Never mixed with provider paths. Access: a bearer ``admin_token`` when configured, otherwise
-loopback clients only. Errors are ``{"error": "..."}`` with a message naming the field.
+Never mixed with provider paths. Who may use it:
+
+* with ``admin_token`` configured: whoever sends ``Authorization: Bearer <token>`` (compared in
+  constant time), from anywhere;
+* without: loopback clients only, and only same-origin — a request whose ``Host`` is not a
+  loopback name (DNS rebinding) or whose ``Origin`` / ``Sec-Fetch-Site`` says another site sent
+  it (a cross-site form post) is refused. A local relay (a reverse proxy on this host) makes
+  remote clients look like loopback: configure a token whenever the port is reachable from
+  elsewhere.
+
+Errors are ``{"error": "..."}`` with a message naming the field.
 """
 
 from __future__ import annotations
 
+import hmac
 import ipaddress
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -19,13 +30,14 @@ from ..errors import ApiError, ConfigError
 from ..faults import ScriptedFault, parse_fault
 from ..presets import PRESETS
 from ..vocab import Operation, parse_enum
-from .handlers import read_json
+from .bodies import decode_json
 from .runtime import Runtime
 
-__all__ = ["ADMIN_PREFIX", "admin_routes"]
+__all__ = ["ADMIN_PREFIX", "admin_routes", "denied"]
 
 ADMIN_PREFIX = "/__admin"
 Handler = Callable[[Runtime, Request], Awaitable[Response]]
+_LOOPBACK_NAMES = ("localhost", "testclient")
 
 
 class AdminError(Exception):
@@ -40,20 +52,44 @@ def problem(status: int, message: str) -> Response:
     return JSONResponse({"error": message}, status)
 
 
+def _loopback(host: str) -> bool:
+    name = host.strip("[]")
+    if name in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def _hostname(authority: str) -> str:
+    """``host`` of ``host[:port]`` (``[v6]:port`` too)."""
+    return urlsplit(f"//{authority}").hostname or ""
+
+
 def denied(rt: Runtime, request: Request) -> Response | None:
-    """A 401/403 if this client may not use the admin API, else ``None``."""
+    """A 401/403 if this request may not use the admin API, else ``None``."""
     token = rt.config.server.admin_token
     if token is not None:
-        if request.headers.get("authorization") != f"Bearer {token}":
+        given = request.headers.get("authorization", "").encode("latin-1")
+        if not hmac.compare_digest(given, f"Bearer {token}".encode()):
             return problem(401, "admin API: send 'Authorization: Bearer <admin token>'")
         return None
-    host = request.client.host if request.client else ""
-    try:
-        loopback = ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = host in ("localhost", "testclient")
-    if not loopback:
-        return problem(403, "admin API: loopback clients only (or configure an admin token)")
+    client = request.client.host if request.client else ""
+    if not _loopback(client):
+        return problem(403, "admin API: loopback clients only (or configure an admin token: "
+                            "--admin-token)")
+    host = request.headers.get("host", "")
+    if host and not _loopback(_hostname(host)):
+        return problem(403, f"admin API: Host {host[:100]!r} is not a loopback name (a DNS "
+                            "rebinding attempt?); use 127.0.0.1 or configure an admin token")
+    origin = request.headers.get("origin")
+    site = request.headers.get("sec-fetch-site")
+    if (origin is not None and origin != "null" and urlsplit(origin).netloc != host) or (
+            site is not None and site not in ("same-origin", "none")):
+        return problem(403, "admin API: cross-site requests are refused (Origin "
+                            f"{(origin or site or '')[:100]!r}); configure an admin token to "
+                            "use it from another site")
     return None
 
 
@@ -75,10 +111,25 @@ def wrap(rt: Runtime, handler: Handler) -> Callable[[Request], Awaitable[Respons
 
 
 async def _body(request: Request) -> dict[str, Any]:
-    body = await read_json(request, 1 << 20)
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media != "application/json":
+        raise AdminError("this endpoint takes a JSON body: send Content-Type: application/json "
+                         f"(got {media or 'none'})", 415)
+    raw = await request.body()
+    if len(raw) > 1 << 20:
+        raise AdminError("body too large (limit 1 MiB)", 413)
+    body = decode_json(raw)
     if not isinstance(body, dict):
         raise AdminError("body must be a JSON object")
     return body
+
+
+def _count(name: str, value: str | None) -> int | None:
+    if value is None:
+        return None
+    if not (value.isascii() and value.isdigit() and len(value) <= 9):
+        raise AdminError(f"{name} must be a whole number; got {value[:40]!r}")
+    return int(value)
 
 
 async def clock(rt: Runtime, request: Request) -> Response:
@@ -88,32 +139,45 @@ async def clock(rt: Runtime, request: Request) -> Response:
         if not isinstance(rt.clock, FakeClock):
             raise AdminError("the clock is real (scaled); start with --fake-clock to advance", 409)
         seconds = (await _body(request)).get("seconds")
-        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
-            raise AdminError(f"seconds must be a number >= 0; got {json.dumps(seconds)}")
+        if (isinstance(seconds, bool) or not isinstance(seconds, int | float)
+                or not 0 <= seconds < 1e12):
+            raise AdminError(f"seconds must be a number >= 0; got {json.dumps(seconds)[:40]}")
         rt.clock.advance(float(seconds))
-    return JSONResponse({"now": rt.clock.now(), "fake": fake})
+    server = rt.config.server
+    return JSONResponse({"now": rt.clock.now(), "fake": fake,
+                         "scale": None if fake else server.time_scale})
 
 
 async def health(rt: Runtime, request: Request) -> Response:
-    """Liveness plus a few counters."""
+    """Liveness plus a few counters (no secrets: the signing key is never shown)."""
+    now = rt.clock.now()
+    census = await rt.state.census(now)
+    journal = await rt.state.journal()
     return JSONResponse({
         "status": "ok",
-        "seed": rt.seed,
-        "jobs": len(rt.engine.store),
+        "seed": getattr(rt.state, "seed", None),
+        "state": rt.config.server.state.split("@")[-1],
+        "jobs": census.total,
         "providers": sorted(rt.dialects),
         "preset": rt.config.preset or None,
-        "now": rt.clock.now(),
-        "journal": {"entries": len(rt.journal.entries), "total": rt.journal.total},
+        "now": now,
+        "journal": {"entries": len(journal.entries), "total": journal.total,
+                    "dropped_entries": journal.dropped_entries,
+                    "dropped_jobs": journal.dropped_jobs},
     })
 
 
 async def presets(rt: Runtime, request: Request) -> Response:
-    """``GET``: the presets. ``POST {"name": "flaky"}``: switch for jobs submitted from now on."""
+    """``GET``: the presets. ``POST {"name": "flaky"}``: switch for jobs submitted from now on
+    (``""`` or ``null``: back to the configuration the server started with)."""
     if request.method == "POST":
         name = (await _body(request)).get("name")
+        if name is None:
+            name = ""
         if not isinstance(name, str):
-            raise AdminError(f"name must be a preset name; got {json.dumps(name)}")
+            raise AdminError(f"name must be a preset name; got {json.dumps(name)[:40]}")
         rt.use_preset(name)
+        await rt.state.set_preset(name)
     return JSONResponse({"current": rt.config.preset or None,
                          "presets": {name: text for name, (text, _) in PRESETS.items()}})
 
@@ -126,12 +190,12 @@ async def script(rt: Runtime, request: Request) -> Response:
         provider = body.get("provider")
         if provider is not None and provider not in rt.dialects:
             raise AdminError(f"provider must be one of {', '.join(sorted(rt.dialects))}; "
-                             f"got {json.dumps(provider)}")
+                             f"got {json.dumps(provider)[:40]}")
         operation = body.get("operation")
         op = parse_enum(Operation, operation, name="operation") if operation else None
         responses = body.get("responses")
-        if not isinstance(responses, list) or not responses:
-            raise AdminError("responses must be a non-empty list of faults")
+        if not isinstance(responses, list) or not responses or len(responses) > 10_000:
+            raise AdminError("responses must be a non-empty list of faults (at most 10000)")
         items = []
         for i, item in enumerate(responses):
             spec = {"fault": item} if isinstance(item, str) else item
@@ -139,39 +203,57 @@ async def script(rt: Runtime, request: Request) -> Response:
                 raise AdminError(f"responses[{i}] must be a fault name or an object")
             fault = parse_fault(spec.get("fault"), name=f"responses[{i}].fault")
             retry_after = spec.get("retry_after", 5.0)
-            if isinstance(retry_after, bool) or not isinstance(retry_after, int | float):
-                raise AdminError(f"responses[{i}].retry_after must be a number")
+            if (isinstance(retry_after, bool) or not isinstance(retry_after, int | float)
+                    or not 0 <= retry_after <= 86_400):
+                raise AdminError(f"responses[{i}].retry_after must be a number of seconds "
+                                 "(0 to 86400)")
             items.append(ScriptedFault(fault, float(retry_after)))
-        rt.faults.script(items, provider=provider, operation=op)
-    return JSONResponse({"scripted": rt.faults.scripted()})
+        await rt.state.script(items, provider=provider, operation=op)
+    return JSONResponse({"scripted": await rt.state.scripted()})
 
 
 async def reset(rt: Runtime, request: Request) -> Response:
     """Forget every job, journal entry, script and rate-limit window (the clock stays)."""
-    rt.reset()
+    await rt.state.reset()
+    rt.memo.clear()
     return JSONResponse({"reset": True, "now": rt.clock.now()})
 
 
 async def journal(rt: Runtime, request: Request) -> Response:
-    """``GET ?job_id=&provider=&limit=``: recorded requests, oldest first."""
+    """``GET ?job_id=&provider=&key=&limit=``: recorded requests, oldest first."""
     query = request.query_params
-    limit = query.get("limit")
-    if limit is not None and not limit.isdigit():
-        raise AdminError(f"limit must be a whole number; got {limit!r}")
-    entries = rt.journal.query(job_id=query.get("job_id"), provider=query.get("provider"),
-                               limit=int(limit) if limit else None)
-    return JSONResponse({"total": rt.journal.total, "entries": [e.to_dict() for e in entries]})
+    limit = _count("limit", query.get("limit"))
+    kept = await rt.state.journal()
+    entries = kept.query(job_id=query.get("job_id"), provider=query.get("provider"),
+                         key=query.get("key"), limit=limit)
+    return JSONResponse({"total": kept.total, "dropped": kept.dropped_entries,
+                         "entries": [e.to_dict() for e in entries]})
 
 
 async def journal_jobs(rt: Runtime, request: Request) -> Response:
     """``GET [?job_id=]``: per-job client behaviour summaries."""
     job_id = request.query_params.get("job_id")
+    kept = await rt.state.journal()
     if job_id is not None:
-        summary = rt.journal.job(job_id)
+        summary = kept.job(job_id)
         if summary is None:
-            raise AdminError(f"no journal entries for job {job_id!r}", 404)
+            raise AdminError(f"no journal entries for job {job_id[:100]!r}", 404)
         return JSONResponse(summary.to_dict())
-    return JSONResponse({"jobs": [s.to_dict() for s in rt.journal.jobs()]})
+    return JSONResponse({"dropped": kept.dropped_jobs,
+                         "jobs": [s.to_dict() for s in kept.jobs()]})
+
+
+async def journal_keys(rt: Runtime, request: Request) -> Response:
+    """``GET [?key=]``: per-key (owner hash) client behaviour summaries."""
+    key = request.query_params.get("key")
+    kept = await rt.state.journal()
+    if key is not None:
+        summary = kept.key(key)
+        if summary is None:
+            raise AdminError(f"no journal entries for key {key[:100]!r}", 404)
+        return JSONResponse(summary.to_dict())
+    return JSONResponse({"dropped": kept.dropped_keys,
+                         "keys": [s.to_dict() for s in kept.keys()]})  # noqa: SIM118
 
 
 def admin_routes() -> list[tuple[str, list[str], Handler]]:
@@ -185,4 +267,5 @@ def admin_routes() -> list[tuple[str, list[str], Handler]]:
         ("/reset", ["POST"], reset),
         ("/journal", ["GET"], journal),
         ("/journal/jobs", ["GET"], journal_jobs),
+        ("/journal/keys", ["GET"], journal_keys),
     ]

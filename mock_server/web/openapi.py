@@ -6,17 +6,15 @@ document, the fake and the contract checks all read the same contract.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from typing import Any
 
 from wanmock import schemas
 
 from ..dialects import Dialect
+from ..dialects.base import compile_path, template
 
 __all__ = ["component_name", "openapi_document"]
-
-_PARAM = re.compile(r"\{([a-z_]+)(?::[a-z]+)?\}")
 
 
 def component_name(schema: str) -> str:
@@ -24,13 +22,14 @@ def component_name(schema: str) -> str:
     return schema.replace("/", ".")
 
 
-def openapi_document(dialects: Iterable[Dialect]) -> dict[str, Any]:
+def openapi_document(given: Iterable[Dialect]) -> dict[str, Any]:
     """The whole API of the given dialects."""
+    dialects = list(given)
     paths: dict[str, dict[str, Any]] = {}
     used: set[str] = set()
     for dialect in dialects:
         for route in dialect.routes:
-            path = _PARAM.sub(r"{\1}", route.path)
+            path = template(route.path)
             operation: dict[str, Any] = {
                 "operationId": f"{dialect.name}_{route.operation}_{route.method.lower()}",
                 "summary": route.summary,
@@ -39,12 +38,17 @@ def openapi_document(dialects: Iterable[Dialect]) -> dict[str, Any]:
                 "parameters": [
                     {"name": name, "in": "path", "required": True,
                      "schema": dict(route.path_params.get(name, {"type": "string"}))}
-                    for name in _PARAM.findall(route.path)
+                    for name in compile_path(route.path)[1]
                 ]
                 + [
                     {"name": name, "in": "query", "required": False, "schema": dict(schema),
                      "description": text}
                     for name, (schema, text) in route.query.items()
+                ]
+                + [
+                    {"name": name, "in": "header", "required": False, "schema": dict(schema),
+                     "description": text}
+                    for name, (schema, text) in route.headers.items()
                 ],
                 "responses": {},
             }
@@ -70,9 +74,10 @@ def openapi_document(dialects: Iterable[Dialect]) -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {
-            "title": "wanmock: TheRouter and RunComfy Wan 2.2 T2I Flash (fake)",
+            "title": "wanmock: Wan 2.2 T2I Flash providers (fake)",
             "version": "0.1.0",
-            "description": "Both providers' async image-job APIs as served by the fake.",
+            "description": "The async image-job APIs of "
+                           + ", ".join(d.title for d in dialects) + ", as served by the fake.",
         },
         "paths": paths,
         "components": {

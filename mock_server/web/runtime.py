@@ -1,31 +1,35 @@
-"""The per-app runtime: config, clock, engine, faults, journal and dialects.
+"""The per-app runtime: configuration, the simulation state, dialects, engine and helpers.
 
 One :class:`Runtime` per app (no module-level state); tests reach it as ``app.state.wanmock``.
+It holds no simulation state of its own — that is all in :attr:`Runtime.state` — only
+configuration and caches of pure functions (owner hashes, link builders).
 """
 
 from __future__ import annotations
 
 import hashlib
-import random
+import re
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from starlette.requests import Request
-from starlette.types import Scope
-
 from ..clock import Clock
-from ..config import Config
+from ..config import Config, RetryAfterUnit
 from ..dialects import Dialect, Links
 from ..engine import Engine
-from ..errors import AuthError, ConfigError, InvalidRequest
-from ..faults import FaultInjector
+from ..errors import ConfigError, InvalidRequest
+from ..faults import FaultRules
 from ..images import Renderer, UrlSigner
 from ..journal import Journal
 from ..lifecycle import JobView
 from ..scenarios import parse_scenario
+from ..state import SimState
+from .memo import Memo
 
-__all__ = ["Runtime", "base_url", "bearer_key", "owner_of"]
+__all__ = ["Runtime", "bearer_key", "owner_of", "valid_host"]
+
+#: A Host header worth writing into URLs: a DNS name or IPv4 address, or [IPv6], and a port.
+_HOST = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}\.?)*|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$")
 
 
 def owner_of(api_key: str) -> str:
@@ -42,12 +46,9 @@ def bearer_key(header: str) -> str | None:
     return key if scheme.lower() == "bearer" and key else None
 
 
-def base_url(scope: Scope, host: str | None) -> str:
-    """``scheme://host[:port]/root_path`` of a request (cheaper than ``request.base_url``)."""
-    if not host:
-        server = scope.get("server") or ("127.0.0.1", 80)
-        host = f"{server[0]}:{server[1]}"
-    return f"{scope.get('scheme', 'http')}://{host}{scope.get('root_path', '')}"
+def valid_host(host: str | None) -> bool:
+    """Whether a ``Host`` header is a plain host[:port] (never written into URLs otherwise)."""
+    return bool(host) and len(host) <= 255 and _HOST.match(host) is not None  # type: ignore[arg-type]
 
 
 def _check_scenario(config: Config) -> None:
@@ -58,95 +59,88 @@ def _check_scenario(config: Config) -> None:
             raise ConfigError(f"lifecycle.scenario: {exc.message}") from None
 
 
-def _faults(config: Config, seed: int) -> FaultInjector:
-    return FaultInjector(
+def _rules(config: Config) -> FaultRules:
+    return FaultRules(
         rules=config.faults.rules,
         latency=config.latency.by_operation(),
         rate_limits=config.rate_limit.limits(),
         timeout_delay=config.faults.timeout_delay,
-        seed=seed,
     )
 
 
 @dataclass(slots=True)
 class Runtime:
-    """Everything a request handler needs."""
+    """Everything a request needs."""
 
     config: Config
-    clock: Clock
-    engine: Engine
+    state: SimState
     dialects: Mapping[str, Dialect]
     renderer: Renderer = field(default_factory=Renderer)
     signer: UrlSigner = field(init=False)
-    faults: FaultInjector = field(init=False)
-    journal: Journal = field(init=False)
+    rules: FaultRules = field(init=False)
+    engine: Engine = field(init=False)
+    #: The configuration as built, before any preset switched at runtime.
+    base: Config = field(init=False)
+    memo: Memo = field(init=False)
     #: Small caches of pure functions of a request: owner token by key, links by base URL.
     _owners: dict[str, str] = field(init=False, default_factory=dict)
     _links: dict[str, Links] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         _check_scenario(self.config)
-        self.signer = UrlSigner(random.Random(self.engine.seed).randbytes(32))
-        self.faults = _faults(self.config, self.engine.seed)
-        self.journal = Journal(capacity=self.config.journal.capacity,
-                               max_jobs=self.config.journal.max_jobs)
+        identity = self.state.identity
+        self.signer = UrlSigner(identity.secret, incarnation=identity.incarnation)
+        self.rules = _rules(self.config)
+        self.engine = Engine(self.state)
+        self.base = self.config
+        self.memo = Memo(enabled=self.config.server.memoise)
 
     @property
-    def seed(self) -> int:
-        return self.engine.seed
+    def clock(self) -> Clock:
+        return self.state.clock
+
+    @property
+    def journal(self) -> Journal:
+        """The journal of an in-process (memory) state, for tests and in-process judging; a
+        shared state's is read with ``await rt.state.journal()``."""
+        kept = getattr(self.state, "log", None)
+        if not isinstance(kept, Journal):
+            raise TypeError("the journal of a shared state is read with "
+                            "'await rt.state.journal()'")
+        return kept
 
     def use_preset(self, name: str) -> Config:
-        """Switch to a preset for every job submitted from now on (jobs in flight keep theirs)."""
-        _check_scenario(config := self.config.with_preset(name))
+        """Switch to a preset for every job submitted from now on (jobs in flight keep theirs);
+        ``""`` goes back to the configuration the server started with."""
+        config = self.base if not name else self.base.with_preset(name)
+        _check_scenario(config)
         self.config = config
-        self.engine.lifecycle = self.config.lifecycle
-        self.faults = _faults(self.config, self.engine.seed)
-        return self.config
+        self.rules = _rules(config)
+        return config
 
-    def reset(self) -> None:
-        """Forget every job, journal entry, script and rate-limit window; reseed the RNGs."""
-        self.engine.reset()
-        self.faults = _faults(self.config, self.engine.seed)
-        self.journal.reset()
+    async def sync_preset(self) -> None:
+        """Follow a preset switched through another worker sharing the state."""
+        name = await self.state.preset()
+        if name != self.config.preset:
+            self.use_preset(name)
 
-    @staticmethod
-    def owner_of_key(api_key: str) -> str:
-        """The owner token jobs submitted with ``api_key`` carry."""
-        return owner_of(api_key)
-
-    def owner_or_none(self, request: Request) -> str | None:
-        """The owner token of a well-formed bearer header, without judging the key.
-
-        Computed once per request and kept in its state (the journal reads it there too)."""
-        state = request.scope.setdefault("state", {})
-        if "owner" not in state:
-            key = bearer_key(request.headers.get("authorization", ""))
-            state["owner"] = self.owner(key) if key else None
-        owner: str | None = state["owner"]
-        return owner
-
-    def authenticate(self, request: Request) -> str:
-        """The caller's owner token, or :class:`AuthError` saying what is wrong with the header."""
-        header = request.headers.get("authorization")
-        if header is None:
-            raise AuthError("missing Authorization header; send 'Authorization: Bearer <key>'")
-        key = bearer_key(header)
-        if key is None:
-            raise AuthError("malformed Authorization header; expected 'Bearer <key>'")
-        if not self.accepts(key):
-            raise AuthError("invalid API key")
-        owner = self.owner_or_none(request)
-        assert owner is not None  # the header is well formed
-        return owner
+    def retry_after(self, seconds: float) -> float:
+        """A ``Retry-After`` in the unit the server sends (simulated or real seconds)."""
+        server = self.config.server
+        if server.retry_after is RetryAfterUnit.REAL and not server.fake_clock:
+            return seconds / server.time_scale
+        return seconds
 
     def owner(self, api_key: str) -> str:
-        """:func:`owner_of`, remembered for the last few thousand keys (in process memory only:
-        records and the journal carry the hash, never the key)."""
+        """:func:`owner_of`, remembered for the last few thousand keys of ordinary length (in
+        process memory only: records and the journal carry the hash, never the key)."""
         owner = self._owners.get(api_key)
         if owner is None:
-            if len(self._owners) >= 4096:
-                self._owners.clear()
-            owner = self._owners[api_key] = owner_of(api_key)
+            owner = owner_of(api_key)
+            if len(api_key) <= 256:
+                if len(self._owners) >= 4096:
+                    self._owners.clear()
+                self._owners[api_key] = owner
         return owner
 
     def accepts(self, key: str) -> bool:
@@ -154,13 +148,17 @@ class Runtime:
         accepted = self.config.server.api_keys
         return not accepted or key in accepted
 
-    def base_for(self, scope: Scope, host: str | None) -> str:
-        """The base URL written into answers: the configured public one, else the request's."""
-        return self.config.server.public_base_url or base_url(scope, host)
-
-    def links(self, request: Request) -> Links:
-        """URL builders for this request's host (or the configured public base URL)."""
-        return self.links_for(self.base_for(request.scope, request.headers.get("host")))
+    def base_for(self, scheme: str, host: str | None, server: tuple[str, int] | None,
+                 root_path: str = "") -> str:
+        """The base URL written into answers: the configured public one, else the request's
+        own — its ``Host`` header if well formed, else the address it reached."""
+        public = self.config.server.public_base_url
+        if public:
+            return public
+        if not valid_host(host):
+            address, port = server or ("127.0.0.1", 80)
+            host = f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+        return f"{scheme}://{host}{root_path}"
 
     def links_for(self, base: str) -> Links:
         """URL builders under ``base`` (remembered for the last few hundred hosts)."""

@@ -17,7 +17,7 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from ..errors import ConfigError
-from .faulting import ConnectionDropped
+from .edge import ConnectionDropped
 
 __all__ = ["LiveServer", "bind", "quiet_dropped_connections", "serve_granian"]
 

@@ -30,7 +30,7 @@ def test_fixtures_give_a_fresh_fake_per_test(pytester: pytest.Pytester) -> None:
             assert_stopped_polling_at_terminal(wanmock_journal)
 
         def test_fresh_state(wanmock_journal, wanmock_app):
-            assert wanmock_journal.total == 0 and len(wanmock_app.state.wanmock.engine.store) == 0
+            assert wanmock_journal.total == 0 and len(wanmock_app.state.wanmock.state) == 0
 
         def test_live_server_and_faults(wanmock_base_url, wanmock_faults, wanmock_journal):
             wanmock_faults.script(["http-503"], operation="submit", retry_after=9)
@@ -43,7 +43,7 @@ def test_fixtures_give_a_fresh_fake_per_test(pytester: pytest.Pytester) -> None:
         @pytest.mark.wanmock(preset="moderation", seed=5)
         def test_marker_configures(wanmock_config, wanmock_app):
             assert wanmock_config.preset == "moderation" and wanmock_config.server.seed == 5
-            assert wanmock_app.state.wanmock.engine.lifecycle.failure_rate == 1.0
+            assert wanmock_app.state.wanmock.config.lifecycle.failure_rate == 1.0
 
         def test_preset_switch(wanmock_faults, wanmock_app):
             wanmock_faults.preset("outage")

@@ -59,7 +59,7 @@ async def test_429_and_503_carry_retry_after(raw: Driver) -> None:
 async def test_an_error_fault_on_submit_creates_no_job(raw: Driver, app: Starlette) -> None:
     await script(raw.http, "http-502", operation="submit")
     assert (await raw.submit()).status_code == 502
-    assert len(app.state.wanmock.engine.store) == 0
+    assert len(app.state.wanmock.state) == 0
 
 
 @pytest.mark.parametrize("fault", ["malformed-json", "truncated-json", "empty-body"])
@@ -70,7 +70,7 @@ async def test_corrupted_bodies_after_the_real_work(raw: Driver, app: Starlette,
     assert answer.status_code in (200, 202)
     with pytest.raises(json.JSONDecodeError):
         json.loads(answer.content)
-    assert len(app.state.wanmock.engine.store) == 1  # the job exists; its answer was lost
+    assert len(app.state.wanmock.state) == 1  # the job exists; its answer was lost
 
 
 async def test_timeout_holds_the_response_until_time_passes(raw: Driver, clock: FakeClock) -> None:
@@ -99,7 +99,7 @@ async def test_latency_per_endpoint(
     assert not pending.done()
     clock.advance(2)
     answer = await pending
-    assert answer.json()["status"] == "in_progress"  # computed after the delay
+    assert answer.json()["status"] == "in_queue"  # as at its arrival: one instant per request
 
 
 async def test_rule_503_only_while_running_and_429_on_submit_only(

@@ -9,6 +9,7 @@ import pytest
 from starlette.applications import Starlette
 
 from tests.conftest import Checked
+from tests.support import record_of
 from wanmock.server import FakeClock
 
 pytestmark = pytest.mark.anyio
@@ -26,7 +27,7 @@ async def test_concurrent_cancel_and_poll_on_one_job(http: Checked, app: Starlet
     outcomes = {a.json()["outcome"] for a in answers if "outcome" in a.json()}
     assert outcomes == {"cancelled"}  # every cancel agrees, none says not_cancellable
     assert (await http.get(f"/v1/requests/{job}/status")).json()["status"] == "cancelled"
-    record = app.state.wanmock.engine.store.get(job)
+    record = record_of(app, job)
     assert record.cancelled_at is not None
 
 
@@ -45,12 +46,12 @@ async def test_thousands_of_jobs_over_a_month_stay_bounded(
         assert answer.status_code == 200
         await http.get(f"/v1/requests/{answer.json()['request_id']}/status", headers=key)
         clock.advance(900)
-        retained.append(len(rt.engine.store))
+        retained.append(len(rt.state))
     # RunComfy retention 1 day + 1 day answering "expired": at most ~2 days of jobs are kept
     per_day = day / 900
     assert max(retained) <= 2 * per_day + 2
     assert retained[-1] == retained[len(retained) // 2]  # a plateau, not growth
     assert len(rt.journal.entries) == 500 and rt.journal.total == 6000
     assert len(rt.journal.jobs()) == 300
-    assert rt.engine.queue_count < 1024  # the queues of quiet keys are forgotten
-    assert rt.engine.store.evicted >= 3000 - max(retained)
+    assert rt.state.queue_count < 1024  # the queues of quiet keys are forgotten
+    assert rt.state.evicted >= 3000 - max(retained)

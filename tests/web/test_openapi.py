@@ -43,6 +43,6 @@ async def test_admin_is_loopback_only_or_token(make_app, connect) -> None:  # ty
 async def test_admin_clock_advance(http: Checked, clock) -> None:  # type: ignore[no-untyped-def]
     before = clock.now()
     answer = await http.post("/__admin/clock/advance", json={"seconds": 30})
-    assert answer.json() == {"now": before + 30, "fake": True}
+    assert answer.json() == {"now": before + 30, "fake": True, "scale": None}
     for bad in ({"seconds": -1}, {"seconds": "x"}, {}):
         assert (await http.post("/__admin/clock/advance", json=bad)).status_code == 400

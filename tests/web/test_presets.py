@@ -8,10 +8,11 @@ import pytest
 from starlette.applications import Starlette
 
 from tests.conftest import Checked
+from tests.support import record_of
 from wanmock.contracts.drivers import DRIVERS
 from wanmock.server import Config, FakeClock, Phase, create_app
 from wanmock.server.presets import PRESETS
-from wanmock.server.web.faulting import ConnectionDropped
+from wanmock.server.web.edge import ConnectionDropped
 
 pytestmark = pytest.mark.anyio
 
@@ -47,7 +48,7 @@ async def test_slow(preset_app, connect, clock: FakeClock) -> None:  # type: ign
     assert not submitting.done()  # responses themselves are slow
     clock.advance(60)
     job = driver.job_id(await submitting)
-    record = app.state.wanmock.engine.store.get(job)
+    record = record_of(app, job)
     assert record.start_at - record.created_at >= 10 and record.end_at - record.start_at >= 60
 
 

@@ -9,6 +9,7 @@ import pytest
 from starlette.applications import Starlette
 
 from tests.conftest import Checked
+from tests.support import record_of
 from wanmock.server import FakeClock
 
 pytestmark = pytest.mark.anyio
@@ -35,7 +36,7 @@ async def test_submit_answers_with_the_documented_urls(http: Checked) -> None:
 
 async def test_seed_defaults_are_applied(http: Checked, app: Starlette) -> None:
     request_id = await submit(http)
-    record = app.state.wanmock.engine.store.get(request_id)
+    record = record_of(app, request_id)
     raw = record.request.submitted
     assert raw["aspect_ratio"] == "1440:810 (16:9)" and raw["seed"] == 58583956
     assert raw["prompt_extend"] is True and raw["duration"] == 5 and raw["negative_prompt"] == ""

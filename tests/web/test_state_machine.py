@@ -16,6 +16,7 @@ from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, rule
 from tests.conftest import Checked
 from wanmock.contracts.drivers import DRIVERS
 from wanmock.server import Config, FakeClock, Phase, create_app
+from wanmock.server.dialects import default_registry
 
 KEYS = ("key-a", "key-b", "key-c")
 
@@ -30,6 +31,7 @@ class ProviderMachine(RuleBasedStateMachine):
         config = Config().replace(server={"seed": 3},
                                   lifecycle={"failure_rate": 0.3, "concurrency": 1})
         self.app = create_app(config, clock=self.clock)
+        self.facts = default_registry().get(self.provider).client
         self.sent = 0
         self.owner: dict[str, str] = {}
         self.seen: dict[str, Phase] = {}
@@ -55,7 +57,7 @@ class ProviderMachine(RuleBasedStateMachine):
         headers = {"X-Wanmock-Scenario": scenario} if scenario else {}
         answer = self.call(key, "submit", None, headers=headers)
         assert answer.status_code in (200, 202)
-        job = DRIVERS[self.provider].job_id(answer)
+        job = self.facts.job_id(answer.json())
         self.owner[job] = key
         return job
 
@@ -64,12 +66,12 @@ class ProviderMachine(RuleBasedStateMachine):
         answer = self.call(key, "status", job)
         if key != self.owner[job]:
             assert answer.status_code in (403, 404)  # another key's job is never shown
-            assert job not in answer.text or self.provider == "runcomfy"
+            assert "lighthouse" not in answer.text  # nor anything it holds
             return
         if answer.status_code == 404:  # RunComfy after expiry, or evicted
             self.seen[job] = Phase.EXPIRED
             return
-        phase = DRIVERS[self.provider].phases[answer.json()["status"]]
+        phase = self.facts.phase(answer.json())
         before = self.seen.get(job)
         if before is not None:
             assert phase.rank >= before.rank, f"{before} -> {phase}"
@@ -77,11 +79,20 @@ class ProviderMachine(RuleBasedStateMachine):
                 assert phase is before
         self.seen[job] = phase
 
+    def succeeded(self, job: str) -> httpx.Response | None:
+        """The result answer of a job that has succeeded, else ``None``."""
+        status = self.call(self.owner[job], "status", job)
+        if status.status_code != 200 or self.facts.phase(status.json()) is not Phase.SUCCEEDED:
+            return None
+        answer = self.call(self.owner[job], "result", job)
+        assert answer.status_code == 200, answer.text
+        return answer
+
     @rule(job=jobs)
     def result(self, job: str) -> None:
-        answer = self.call(self.owner[job], "result", job)
-        if answer.status_code == 200 and answer.json().get("status") == "succeeded":
-            assert DRIVERS[self.provider].image_urls(answer)
+        answer = self.succeeded(job)
+        if answer is not None:
+            assert self.facts.image_urls(answer.json())
 
     @rule(job=jobs)
     def cancel(self, job: str) -> None:
@@ -89,9 +100,9 @@ class ProviderMachine(RuleBasedStateMachine):
 
     @rule(job=jobs)
     def download(self, job: str) -> None:
-        answer = self.call(self.owner[job], "result", job)
-        if answer.status_code == 200 and answer.json().get("status") == "succeeded":
-            url = DRIVERS[self.provider].image_urls(answer)[0]
+        answer = self.succeeded(job)
+        if answer is not None:
+            url = self.facts.image_urls(answer.json())[0]
             image = self.call(self.owner[job], "download", url)
             assert image.status_code == 200 and image.content[:4] == b"\x89PNG"
 
