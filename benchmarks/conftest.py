@@ -6,10 +6,12 @@ import os
 
 import pytest
 
+from wanmock.server.clock import FakeClock
 from wanmock.server.config import LifecycleConfig, QueueScope
 from wanmock.server.distributions import Fixed, Uniform
 from wanmock.server.engine import Engine
 from wanmock.server.lifecycle import JobRequest
+from wanmock.server.state import MemoryState, at_once
 
 #: Named sizes; ``WANMOCK_BENCH_SIZES=1k,100k`` narrows them (1M takes ~20 s to build).
 SIZES = {"1k": 1_000, "100k": 100_000, "1M": 1_000_000}
@@ -24,13 +26,15 @@ def filled_engine(size: str) -> tuple[Engine, list[str]]:
     if size not in _ENGINES:
         config = LifecycleConfig(run_time=Uniform(30, 180), queue_delay=Fixed(1),
                                  concurrency=2, queue_scope=QueueScope.ACCOUNT)
-        engine = Engine(config, seed=42)
+        engine = Engine(MemoryState(FakeClock(), seed=42))
         counter = iter(range(10**9))
         ids = []
         for i in range(SIZES[size]):
-            view = engine.submit(provider="therouter", owner=f"k{i % 1000}", request=REQUEST,
-                                 retention=604_800.0, now=float(i) * 0.01,
-                                 make_id=lambda rng: f"img_{next(counter):026d}")
+            _, view = at_once(engine.submit(
+                provider="therouter", owner=f"k{i % 1000}", request=REQUEST,
+                retention=604_800.0, now=float(i) * 0.01, plan=engine.plan(config),
+                lifecycle=config, make_id=lambda rng, tag: f"img_{next(counter):026d}"))
+            assert view is not None
             ids.append(view.id)
         _ENGINES[size] = (engine, ids)
     return _ENGINES[size]

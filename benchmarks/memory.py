@@ -15,10 +15,12 @@ import random
 import time
 import tracemalloc
 
-from wanmock.server.config import Config, LifecycleConfig
-from wanmock.server.dialects import RunComfy
+from wanmock.server.clock import FakeClock
+from wanmock.server.config import LifecycleConfig
+from wanmock.server.dialects import RunComfy, SubmitInput
 from wanmock.server.distributions import Fixed, Uniform
 from wanmock.server.engine import Engine
+from wanmock.server.state import MemoryState, at_once
 from wanmock.server.web.runtime import owner_of
 
 PROMPT = ("Cyberpunk alley in heavy rain, neon signs reflecting on wet asphalt, dramatic rim "
@@ -27,18 +29,20 @@ PROMPT = ("Cyberpunk alley in heavy rain, neon signs reflecting on wet asphalt, 
 
 def build(jobs: int) -> tuple[Engine, list[tuple[str, str]], float]:
     config = LifecycleConfig(run_time=Uniform(30, 180), queue_delay=Fixed(1), concurrency=2)
-    engine = Engine(config, seed=42)
+    engine = Engine(MemoryState(FakeClock(), seed=42))
     counter = iter(range(10**9))
     ids = []
-    dialect = RunComfy(Config())
+    dialect = RunComfy()
     owners = [owner_of(f"key-{k}") for k in range(1000)]
     model = {"model_id": "wan-ai/wan-2-2/flash/text-to-image"}
     for i in range(jobs):
         # what a real submit stores: parsed, defaulted, the body kept (a unique prompt each)
-        request = dialect.parse_submit({"prompt": f"{PROMPT} #{i}"}, path_params=model, query={})
-        view = engine.submit(provider="runcomfy", owner=owners[i % 1000], request=request,
-                             retention=10**9, now=i * 0.5,
-                             make_id=lambda rng: f"{next(counter):08x}-0000-4000-8000-{0:012x}")
+        request = dialect.parse_submit(SubmitInput({"prompt": f"{PROMPT} #{i}"}, model))
+        _, view = at_once(engine.submit(
+            provider="runcomfy", owner=owners[i % 1000], request=request, retention=10**9,
+            now=i * 0.5, plan=engine.plan(config), lifecycle=config,
+            make_id=lambda rng, tag: f"{next(counter):08x}-0000-4000-8000-{0:012x}"))
+        assert view is not None
         if i % 100 == 0:  # a sample to poll; keeping every id would inflate the measurement
             ids.append((view.id, view.record.owner))
     return engine, ids, jobs * 0.5
@@ -49,7 +53,7 @@ def poll_cost(engine: Engine, ids: list[tuple[str, str]], now: float) -> float:
     sample = [ids[rng.randrange(len(ids))] for _ in range(20_000)]
     begin = time.perf_counter()
     for job, owner in sample:
-        engine.lookup("runcomfy", job, owner, now)
+        at_once(engine.lookup("runcomfy", job, owner, now))
     return (time.perf_counter() - begin) / len(sample) * 1e6
 
 

@@ -9,9 +9,10 @@ import pytest
 
 from wanmock import schemas
 from wanmock.server import Config, FakeClock, create_app
-from wanmock.server.dialects import Links, TheRouter
+from wanmock.server.dialects import Links, SubmitInput, TheRouter
 from wanmock.server.engine import Engine
 from wanmock.server.journal import Journal
+from wanmock.server.state import MemoryState, at_once
 from wanmock.server.vocab import Operation, Phase
 
 pytestmark = pytest.mark.benchmark(group="core")
@@ -25,12 +26,13 @@ def test_state_per_poll(benchmark, sized) -> None:  # type: ignore[no-untyped-de
     _, engine, ids = sized
     rng = random.Random(1)
     picks = [(ids[rng.randrange(len(ids))], f"k{0}") for _ in range(1000)]
-    owners = {job: engine.store.get(job).owner for job, _ in picks}  # type: ignore[union-attr]
     now = len(ids) * 0.01
+    owners = {job: at_once(engine.state.read(job, now)).stored.record.owner  # type: ignore[union-attr]
+              for job, _ in picks}
 
     def poll() -> None:
         for job, _ in picks:
-            engine.lookup("therouter", job, owners[job], now)
+            at_once(engine.lookup("therouter", job, owners[job], now))
 
     benchmark.extra_info["jobs"] = len(ids)
     benchmark(poll)
@@ -41,12 +43,18 @@ def test_request_validation(benchmark) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_response_rendering(benchmark) -> None:  # type: ignore[no-untyped-def]
-    engine = Engine(Config().lifecycle, seed=1)
-    dialect = TheRouter(Config())
-    view = engine.submit(provider="therouter", owner="k", request=dialect.parse_submit(
-        BODY, path_params={}, query={}), retention=604_800.0, now=0.0, make_id=dialect.new_id)
+    engine = Engine(MemoryState(FakeClock(), seed=1))
+    dialect = TheRouter()
+    lifecycle = Config().lifecycle
+    _, view = at_once(engine.submit(
+        provider="therouter", owner="k", request=dialect.parse_submit(SubmitInput(BODY)),
+        retention=604_800.0, now=0.0, make_id=dialect.new_id, plan=engine.plan(lifecycle),
+        lifecycle=lifecycle))
+    assert view is not None
     links = Links("http://127.0.0.1:8000", lambda v: ["http://127.0.0.1:8000/files/x.png"])
-    benchmark(dialect.render_status, engine.view(view.record, 10.0), links)
+    stored = at_once(engine.state.read(view.id, 10.0)).stored
+    assert stored is not None
+    benchmark(dialect.render_status, engine.view(stored, 10.0), links)
 
 
 def test_journal_append(benchmark) -> None:  # type: ignore[no-untyped-def]
@@ -73,9 +81,11 @@ def test_full_request_through_the_asgi_app(benchmark, journal: bool) -> None:  #
                      clock=clock)
     rt = app.state.wanmock
     dialect = rt.dialects["therouter"]
-    view = rt.engine.submit(provider="therouter", owner=rt.owner_of_key("k"),
-                            request=dialect.parse_submit(BODY, path_params={}, query={}),
-                            retention=604_800.0, now=clock.now(), make_id=dialect.new_id)
+    _, view = at_once(rt.engine.submit(
+        provider="therouter", owner=rt.owner("k"), request=dialect.parse_submit(
+            SubmitInput(BODY)), retention=604_800.0, now=clock.now(), make_id=dialect.new_id,
+        plan=rt.engine.plan(rt.config.lifecycle), lifecycle=rt.config.lifecycle))
+    assert view is not None
     scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
              "scheme": "http", "path": f"/v1/jobs/{view.id}", "raw_path": b"", "query_string": b"",
              "root_path": "", "headers": [(b"host", b"127.0.0.1:8000"),
