@@ -30,6 +30,8 @@ from tests.hostile.sockets import (
     read_response,
     wait_closed,
 )
+from wanmock.server import Config
+from wanmock.server.errors import ConfigError
 from wanmock.server.web.connections import ConnectionLimits
 from wanmock.server.web.serve import SERVERS, LiveServer, raise_open_files_limit
 
@@ -282,3 +284,32 @@ def test_pipelined_requests_are_all_answered_in_order(short_server: LiveServer) 
         answers = [responses.next() for _ in requests]
     assert all(a.startswith(b"HTTP/1.1 200") for a in answers)
     assert [b"request_id" in a for a in answers] == [not i % 2 for i in range(300)]
+
+
+# -- the settings -----------------------------------------------------------------------------
+
+def test_server_settings_set_the_connection_limits() -> None:
+    config = Config().replace(server={"max_connections": 50, "keep_alive_timeout": 7,
+                                      "read_timeout": 3})
+    limits = ConnectionLimits.from_config(config.server)
+    assert (limits.max_connections, limits.keep_alive_timeout) == (50, 7.0)
+    assert limits.header_timeout == limits.body_timeout == limits.write_timeout == 3.0
+    assert ConnectionLimits.from_config(Config().server) == ConnectionLimits()  # same defaults
+    options = limits.granian_options()
+    assert (options["backpressure"], options["backlog"]) == (50, limits.backlog)
+    assert options["http1_settings"].header_read_timeout == 7000  # the larger of the two, in ms
+
+
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("read_timeout", 0, "server.read_timeout must be > 0"),
+    ("keep_alive_timeout", -1, "server.keep_alive_timeout must be > 0"),
+    ("max_connections", 0, "server.max_connections must be >= 1"),
+])
+def test_bad_server_settings_are_refused_by_name(key: str, value: int, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Config().replace(server={key: value})
+
+
+def test_live_server_refuses_an_unknown_server(make_app: Callable[..., Starlette]) -> None:
+    with pytest.raises(ConfigError, match="uvicorn, granian"):
+        LiveServer(make_app(), server="hypercorn")  # type: ignore[arg-type]
