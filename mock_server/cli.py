@@ -127,7 +127,14 @@ def config_from_args(args: argparse.Namespace) -> Config:
 
 def serve(config: Config, log_level: str, server: str = "uvicorn") -> None:
     from .web.app import create_app
-    from .web.serve import base_url, bind, quiet_dropped_connections, serve_granian
+    from .web.connections import ConnectionLimits
+    from .web.serve import (
+        base_url,
+        bind,
+        raise_open_files_limit,
+        serve_granian,
+        serve_uvicorn,
+    )
 
     if server == "granian":
         try:
@@ -135,29 +142,31 @@ def serve(config: Config, log_level: str, server: str = "uvicorn") -> None:
         except ImportError:
             raise ConfigError("--server granian: granian is not installed; "
                               "pip install 'wanmock[granian]'") from None
+    limits = ConnectionLimits.from_config(config.server)
     app = create_app(config)
     rt = app.state.wanmock
     sock = bind(config.server.host, config.server.port)
     base = base_url(sock)
+    raise_open_files_limit(limits.max_connections)
     clock = "fake (advance via POST /__admin/clock/advance)" if config.server.fake_clock else (
         f"real x{config.server.time_scale:g}")
-    print(f"wanmock serving on {base}  (seed {rt.state.seed}, clock {clock})")
+    print(f"wanmock serving on {base}  (seed {rt.state.seed}, clock {clock}, {server})")
     for dialect in rt.dialects.values():
         facts = dialect.client
         query = "&".join(f"{k}={v}" for k, v in facts.submit.query.items())
         print(f"  {dialect.title + ' base URL:':<32} {base}{facts.base_path}    e.g. "
               f"{facts.submit.method} {base}{facts.submit.path}{'?' * bool(query)}{query}")
     print(f"  OpenAPI: {base}/openapi.json   admin: {base}/__admin/health")
+    print(f"  limits: {limits.max_connections} connections, keep-alive "
+          f"{limits.keep_alive_timeout:g} s, read timeout {limits.header_timeout:g} s "
+          "([server] max_connections, keep_alive_timeout, read_timeout)")
     sys.stdout.flush()
     if server == "granian":
         host, port = sock.getsockname()[:2]
         sock.close()  # granian binds by itself, on the port found free above
-        serve_granian(app, host, port, log_level)
+        serve_granian(app, host, port, log_level, limits)
         return
-    import uvicorn
-
-    quiet_dropped_connections()
-    uvicorn.Server(uvicorn.Config(app, log_level=log_level, lifespan="on")).run(sockets=[sock])
+    serve_uvicorn(app, sock, limits, log_level)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -142,8 +142,20 @@ class ServerConfig:
     #: ``simulated``: ``Retry-After`` in simulated seconds (consistent with every timestamp);
     #: ``real``: divided by the time scale, for clients that really sleep that long.
     retry_after: RetryAfterUnit = RetryAfterUnit.SIMULATED
+    #: Connections served at once (idle keep-alive ones count); see ``web/connections.py``.
+    max_connections: int = 1000
+    #: Seconds an idle keep-alive connection is kept open.
+    keep_alive_timeout: float = 30.0
+    #: Seconds a client has to send a request's headers, then its body, and to take a stalled
+    #: response; the connection is closed (with a 408 if a request was started) after that.
+    read_timeout: float = 10.0
 
     def __post_init__(self) -> None:
+        if self.max_connections < 1:
+            raise ConfigError(f"server.max_connections must be >= 1, got {self.max_connections}")
+        for name in ("keep_alive_timeout", "read_timeout"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"server.{name} must be > 0 seconds, got {getattr(self, name)}")
         if not self.time_scale > 0:
             raise ConfigError(f"server.time_scale must be > 0, got {self.time_scale}")
         if not 0 <= self.port <= 65535:

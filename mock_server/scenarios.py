@@ -39,19 +39,23 @@ SCENARIO_FORMS = (
     "fail-after-<N>-polls", "succeed-after-<N>-polls", "run-<N>s", "slow", "queue-<N>s",
     "queue-<N>", "stuck", "stuck-running", "expire-after-<N>s", "cancel-after-<N>s",
 )
-_NUMBER = r"(\d+(?:\.\d+)?)"
+#: Seconds (at most ten years) and counts (at most a million): bounded so that no scenario can
+#: produce a time the fake cannot write down.
+_NUMBER = r"(\d{1,9}(?:\.\d{1,6})?)"
+_COUNT = r"(\d{1,6})"
+_MAX_SECONDS = 10 * 365 * 86_400.0
 _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
-    (name, re.compile(rf"^{pattern}$"))
+    (name, re.compile(rf"^{pattern}$", re.ASCII))
     for name, pattern in (
         ("succeed", "succeed"),
         ("fail", "fail(?:-(moderation|internal|timeout))?"),
         ("fail-after-seconds", rf"fail-after-{_NUMBER}s"),
-        ("fail-after-polls", r"fail-after-(\d+)-polls?"),
-        ("succeed-after-polls", r"succeed-after-(\d+)-polls?"),
+        ("fail-after-polls", rf"fail-after-{_COUNT}-polls?"),
+        ("succeed-after-polls", rf"succeed-after-{_COUNT}-polls?"),
         ("run", rf"run-{_NUMBER}s"),
         ("slow", "slow"),
         ("queue-delay", rf"queue-{_NUMBER}s"),
-        ("queue-ahead", r"queue-(\d+)"),
+        ("queue-ahead", rf"queue-{_COUNT}"),
         ("stuck", "stuck"),
         ("stuck-running", "stuck-running"),
         ("expire-after", rf"expire-after-{_NUMBER}s"),
@@ -72,12 +76,16 @@ def parse_scenario(text: str) -> tuple[tuple[str, object], ...]:
                 if raw is not None and name != "fail":
                     value = int(raw) if name in ("fail-after-polls", "succeed-after-polls",
                                                  "queue-ahead") else float(raw)
+                    if isinstance(value, float) and value > _MAX_SECONDS:
+                        raise InvalidRequest([Violation(HEADER, "maximum", (
+                            f"{HEADER}: {word[:40]!r} asks for more than ten years "
+                            f"({_MAX_SECONDS:.0f} s)"))])
                 steps.append((name, value))
                 break
         else:
             raise InvalidRequest([Violation(HEADER, "enum", (
-                f"{HEADER}: unknown scenario {word!r}; use a comma-separated list of: "
-                + ", ".join(SCENARIO_FORMS)))])
+                f"{HEADER}: unknown scenario {word[:60]!r} (numbers: up to 9 digits of seconds, "
+                "6 of counts); use a comma-separated list of: " + ", ".join(SCENARIO_FORMS)))])
     return tuple(steps)
 
 

@@ -162,4 +162,12 @@ def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not valid JSON")
 
 
-_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+def _integer(text: str) -> int | float:
+    """An integer literal; one too long for Python to read (4300 digits) reads as infinity,
+    which every range check then refuses naming the field."""
+    if len(text) <= 1000:
+        return int(text)
+    return float("-inf") if text.startswith("-") else float("inf")
+
+
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_int=_integer)
