@@ -42,6 +42,7 @@ from .metrics import (
 
 __all__ = [
     "HISTOGRAMS",
+    "PAGE_HEADERS",
     "SCHEMA_VERSION",
     "ClockInfo",
     "PresetInfo",
@@ -51,9 +52,20 @@ __all__ = [
     "metric_names",
     "metric_value",
     "page",
+    "parse_scrape",
 ]
 
 SCHEMA_VERSION = 1
+#: Headers to serve :func:`page` with. The page may load nothing from elsewhere and talk only to
+#: its own origin; no other site may frame it (its buttons change the server).
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; script-src 'unsafe-inline'; "
+                               "style-src 'unsafe-inline'; connect-src 'self'; "
+                               "frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+    "X-Frame-Options": "DENY",
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+}
 #: Histogram name in the JSON and in ``data-metric`` -> Prometheus metric name.
 HISTOGRAMS = {
     "polls_per_job": "wanmock_polls_per_job",
@@ -205,7 +217,9 @@ def flat_numbers(data: Mapping[str, Any]) -> dict[str, float]:
 Samples = dict[str, list[tuple[dict[str, str], float]]]
 
 
-def _samples(exposition: str | bytes) -> Samples:
+def parse_scrape(exposition: str | bytes) -> Samples:
+    """A scrape as ``{sample name: [(labels, value), ...]}``, to ask :func:`metric_value` many
+    questions without parsing it each time."""
     text = exposition.decode() if isinstance(exposition, bytes) else exposition
     out: Samples = {}
     for family in text_string_to_metric_families(text):
@@ -253,7 +267,7 @@ def metric_value(exposition: str | bytes | Samples, name: str) -> float | None:
     ...              "jobs.therouter.queued")
     2.0
     """
-    samples = exposition if isinstance(exposition, dict) else _samples(exposition)
+    samples = exposition if isinstance(exposition, dict) else parse_scrape(exposition)
     head, *parts = name.split(".")
     if head in _SIMPLE:
         metric, labels = _SIMPLE[head]

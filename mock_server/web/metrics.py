@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import bisect
 import heapq
+import itertools
 import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -85,6 +86,8 @@ _NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 _KEY = re.compile(r"[0-9a-f]{8,64}|shared")
 
 K = TypeVar("K")
+#: ``le`` label text as Prometheus writes it (the library's function carries no annotations).
+_le: Callable[[float], str] = floatToGoString
 
 
 def _check(what: str, value: object, valid: Sequence[object]) -> None:
@@ -123,11 +126,11 @@ class Histogram:
         if len(self.bounds) != len(self.counts):
             raise ValueError(f"histogram: {len(self.bounds)} bounds but {len(self.counts)} counts")
         if any(not math.isfinite(b) for b in self.bounds) or any(
-                a >= b for a, b in zip(self.bounds, self.bounds[1:], strict=False)):
+                a >= b for a, b in itertools.pairwise(self.bounds)):
             raise ValueError(f"histogram bounds must be finite and increasing; got {self.bounds}")
         cumulative = (*self.counts, self.count)
         if any(c < 0 for c in cumulative) or any(
-                a > b for a, b in zip(cumulative, cumulative[1:], strict=False)):
+                a > b for a, b in itertools.pairwise(cumulative)):
             raise ValueError(f"histogram counts must be cumulative (non-decreasing, <= count); "
                              f"got {self.counts} with count {self.count}")
 
@@ -156,7 +159,7 @@ class Histogram:
     def per_bucket(self) -> tuple[int, ...]:
         """Observations in each bucket (not cumulative), the +Inf bucket last."""
         cumulative = (0, *self.counts, self.count)
-        return tuple(b - a for a, b in zip(cumulative, cumulative[1:], strict=False))
+        return tuple(b - a for a, b in itertools.pairwise(cumulative))
 
     @property
     def mean(self) -> float | None:
@@ -373,7 +376,7 @@ def _families(snap: MetricsSnapshot, max_keys: int) -> Iterator[Metric]:
             violations.add_metric([name, kind], p.violations.get(kind, 0))
         for attr, family in histograms.items():
             h: Histogram = getattr(p, attr)
-            buckets = [(floatToGoString(b), c) for b, c in zip(h.bounds, h.counts, strict=True)]
+            buckets = [(_le(b), c) for b, c in zip(h.bounds, h.counts, strict=True)]
             family.add_metric([name], [*buckets, ("+Inf", h.count)], h.sum)
     yield from (requests, jobs, submitted, finished, faults, limited, violations)
     yield from histograms.values()

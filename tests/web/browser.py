@@ -23,6 +23,8 @@ CHROMIUM = os.environ.get("WANMOCK_CHROMIUM", "/usr/bin/chromium")
 #: Google's hosts, which this machine refuses.
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
+#: Console errors Chromium logs for answers the page handles itself (a 401 asks for the token).
+HANDLED = "Failed to load resource: the server responded with a status of 4"
 #: Bound on every wait: a page that does not show what it should fails fast.
 TIMEOUT_MS = 5_000
 
@@ -67,10 +69,17 @@ def browser_page(chromium: Any) -> Iterator[Any]:
     page = chromium.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    page.on("console", lambda msg: errors.append(msg.text)
+            if msg.type == "error" and not msg.text.startswith(HANDLED) else None)
     yield page
     page.close()
     assert not errors, "the page logged errors:\n" + "\n".join(errors)
+
+
+def leave_pages(context: Any) -> None:
+    """Point every open tab at ``about:blank``: call before stopping a server a page polls."""
+    for tab in context.pages:
+        tab.goto("about:blank")
 
 
 def shown_numbers(page: Any) -> dict[str, tuple[str, str]]:

@@ -18,7 +18,7 @@ from wanmock.server.web.metrics import (
     render,
 )
 
-from .canned import CARELESS, CAREFUL, snapshot
+from .canned import CAREFUL, CARELESS, snapshot
 
 Sample = tuple[str, tuple[tuple[str, str], ...], float]
 
