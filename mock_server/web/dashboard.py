@@ -140,7 +140,7 @@ def dashboard_data(snapshot: MetricsSnapshot, *, clock: ClockInfo, preset: Prese
 
     Per-key lists are folded to the ``max_keys`` heaviest, as in the metrics."""
     top, rest = fold_keys(snapshot.queues, max_keys)
-    worst, _ = fold_keys(snapshot.clients, max_keys)
+    worst, _ = fold_keys(snapshot.clients, max_keys, rest=False)
     keys: dict[str, int] = {}
     for load in snapshot.queues:
         keys[load.provider] = keys.get(load.provider, 0) + 1

@@ -313,19 +313,28 @@ class MetricsSnapshot:
 L = TypeVar("L", QueueLoad, ClientViolations)
 
 
-def fold_keys(items: Iterable[L], limit: int) -> tuple[list[L], dict[str, list[L]]]:
-    """The ``limit`` heaviest items, and the rest grouped by provider (to be summed as other).
+def fold_keys(items: Iterable[L], limit: int, *,
+              rest: bool = True) -> tuple[list[L], dict[str, list[L]]]:
+    """The ``limit`` heaviest items, heaviest first, and the rest grouped by provider (to be
+    summed as ``other``).
 
-    Ties break on (provider, key), so the choice is stable from one scrape to the next. One pass
-    with a heap of ``limit``: 100k keys cost milliseconds, not a sort."""
-    everything = list(items)
-    top = heapq.nsmallest(limit, everything, key=lambda i: (-i.weight, i.provider, i.key))
+    One pass with a heap of ``limit`` (100k keys cost milliseconds, not a sort). Among equal
+    weights the earlier item wins the last places, and the chosen ones are listed by
+    (-weight, provider, key): a producer that lists keys in a stable order gets stable labels."""
+    everything = items if isinstance(items, tuple | list) else list(items)
+    top = heapq.nlargest(limit, everything, key=_weight)
+    top.sort(key=lambda i: (-i.weight, i.provider, i.key))
     chosen = set(map(id, top))
-    rest: dict[str, list[L]] = {}
-    for item in everything:
-        if id(item) not in chosen:
-            rest.setdefault(item.provider, []).append(item)
-    return top, rest
+    others: dict[str, list[L]] = {}
+    if rest and len(everything) > len(top):
+        for item in everything:
+            if id(item) not in chosen:
+                others.setdefault(item.provider, []).append(item)
+    return top, others
+
+
+def _weight(item: QueueLoad | ClientViolations) -> int:
+    return item.weight
 
 
 def _families(snap: MetricsSnapshot, max_keys: int) -> Iterator[Metric]:
@@ -410,7 +419,7 @@ def _families(snap: MetricsSnapshot, max_keys: int) -> Iterator[Metric]:
     worst = GaugeMetricFamily("wanmock_worst_client_violations",
                               f"Violations of the {max_keys} worst clients (hashed key), by kind",
                               labels=["provider", "key", "kind"])
-    top_clients, _ = fold_keys(snap.clients, max_keys)
+    top_clients, _ = fold_keys(snap.clients, max_keys, rest=False)
     for client in top_clients:
         for kind, n in sorted(client.counts.items()):
             worst.add_metric([client.provider, client.key, kind], n)
