@@ -46,7 +46,8 @@ async def _serve(rt: Runtime, request: Request) -> Response:
     if view.phase is not Phase.SUCCEEDED:
         return _xml(404, "NoSuchKey", "The specified key does not exist.")
     req = record.request
-    png = rt.renderer.render(ImageKey(record.seed, req.prompt, req.width, req.height, index))
+    png = await rt.renderer.render_async(ImageKey(record.seed, req.prompt, req.width, req.height,
+                                                  index))
     return Response(png, 200, {"cache-control": "private, max-age=604800"}, "image/png")
 
 
