@@ -263,7 +263,7 @@ def _load(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         if not args.yes:
             parser.exit(2, "wanmock: error: this spends real money; add --yes to go ahead\n")
     key = args.api_key or find_key(args.provider) or "wanmock-load"
-    progress = None
+    seen: list[LoadReport] = []  # the run's report, to print if it is interrupted
     live = None
     if not args.json and sys.stdout.isatty():
         from rich.live import Live
@@ -271,23 +271,30 @@ def _load(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         live = Live(refresh_per_second=4, transient=True)
         live.start()
 
-        def progress(report: LoadReport) -> None:
-            data = report.summary()
-            live.update(f"{data['seconds']:.1f} s  {data['requests']} requests  "
-                        f"{data['throughput_rps']} req/s  finished {data['finished']}  "
-                        f"errors {sum(report.errors.values())}")
+    def progress(report: LoadReport) -> None:
+        if not seen:
+            seen.append(report)
+        if live is not None:
+            live.update(report.live_line())
 
     try:
         report = asyncio.run(run_load(
             args.provider, args.base_url, clients=args.clients, duration=args.duration,
             max_jobs=args.max_jobs, policy=PollPolicy(args.policy),
             poll_interval=args.poll_interval, api_key=key, allow_remote=args.allow_remote,
-            progress=progress))
+            progress=progress, download=args.download, max_error_rate=args.max_error_rate))
+    except KeyboardInterrupt:
+        if live is not None:
+            live.stop()
+        if not seen:
+            raise
+        report = seen[0]  # every job in flight was counted unfinished as the run was cancelled
+        print("wanmock load: interrupted; the report so far:", file=sys.stderr)
     finally:
         if live is not None:
             live.stop()
     print(json.dumps(report.summary(), indent=2) if args.json else report.render())
-    return 0
+    return 0 if report.ok else 1
 
 
 def _check_provider(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
