@@ -305,7 +305,7 @@ async def verify_provider(
     except httpx.InvalidURL as exc:  # raised while building the client
         report.results.extend(
             CheckResult(name, "fail" if i == 0 else "skip",
-                        f"bad base URL {base_url!r}: {exc}" if i == 0 else
+                        _describe(exc, base_url) if i == 0 else
                         "not run: the server could not be reached (see above)")
             for i, (name, _) in enumerate(steps))
     return report
@@ -361,7 +361,8 @@ def _describe(exc: BaseException, base_url: str) -> str:
     request = getattr(exc, "_request", None)
     where = f"{request.method} {request.url}: " if request is not None else ""
     if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
-        return f"bad base URL {base_url!r}: {exc}"
+        hint = "" if "://" in base_url else f"; write it with a scheme: 'http://{base_url}'"
+        return f"bad base URL {base_url!r}: {str(exc).rstrip('.')}{hint}"
     if isinstance(exc, httpx.ConnectError):
         refused = any(isinstance(e, ConnectionRefusedError) for e in _chain(exc))
         why = "connection refused" if refused else str(exc)

@@ -299,6 +299,7 @@ def _load(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
 
 def _check_provider(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     import asyncio
+    import contextlib
     from pathlib import Path
 
     import httpx
@@ -335,17 +336,18 @@ def _check_provider(parser: argparse.ArgumentParser, args: argparse.Namespace) -
             print(f"  {line}", file=sys.stderr, flush=True)
 
         async def verify() -> Report:
-            async with httpx.AsyncClient(base_url=args.base_url, timeout=60) as admin:
-                wait = admin_clock_wait(admin) if args.fake_clock else None
+            async with contextlib.AsyncExitStack() as stack:
+                wait = None
+                with contextlib.suppress(httpx.InvalidURL):  # verify_provider reports it
+                    admin = httpx.AsyncClient(base_url=args.base_url, timeout=60)
+                    wait = admin_clock_wait(await stack.enter_async_context(admin))
                 return await verify_provider(args.provider, args.base_url, key or "wanmock-key",
-                                             wait=wait, max_jobs=args.max_jobs,
+                                             wait=wait if args.fake_clock else None,
+                                             max_jobs=args.max_jobs,
                                              poll_interval=args.poll_interval,
                                              progress=progress, timeout=args.timeout)
 
         print(f"wanmock verify: {args.provider} at {args.base_url}", file=sys.stderr, flush=True)
-        try:
-            report = asyncio.run(verify())
-        except httpx.InvalidURL as exc:
-            parser.exit(2, f"wanmock: error: --base-url {args.base_url!r}: {exc}\n")
+        report = asyncio.run(verify())
     print(report.render())
     return 0 if report.ok else 1

@@ -275,10 +275,21 @@ def test_cli_connection_refused_is_a_fail_line(capsys: pytest.CaptureFixture[str
     assert "not run: the server could not be reached" in out
 
 
-def test_cli_a_bad_url_is_a_fail_line(capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["verify", "--provider", "runcomfy", "--base-url", "localhost:8000"])
+@pytest.mark.parametrize(("url", "why"), [
+    ("localhost:8000", "Request URL has an unsupported protocol 'localhost://'; write it with "
+                       "a scheme: 'http://localhost:8000'"),
+    ("127.0.0.1", "Request URL is missing an 'http://' or 'https://' protocol; write it with "
+                  "a scheme: 'http://127.0.0.1'"),
+    ("http://[::1", "Invalid"),
+])
+@pytest.mark.parametrize("fake_clock", [[], ["--fake-clock"]])
+def test_cli_a_bad_url_is_a_fail_line(
+    url: str, why: str, fake_clock: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["verify", "--provider", "runcomfy", "--base-url", url, *fake_clock])
     assert code == 1
-    assert "bad base URL 'localhost:8000': Request URL" in capsys.readouterr().out
+    assert f"FAIL  bad auth is answered in the documented error shape\n        bad base URL " \
+           f"{url!r}: {why}" in capsys.readouterr().out
 
 
 def test_cli_prints_progress_to_stderr_and_the_report_to_stdout(
