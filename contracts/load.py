@@ -281,6 +281,8 @@ async def run_load(
                         ("poll_interval", poll_interval)):
         if not value > 0:
             raise ValueError(f"{name} must be > 0, got {value!r}")
+    if provider not in DRIVERS:
+        raise ValueError(f"unknown provider {provider!r}; known: {', '.join(sorted(DRIVERS))}")
     if max_jobs is not None and max_jobs < 1:
         raise ValueError(f"max_jobs must be >= 1 (or None: no limit), got {max_jobs!r}")
     timing = _Time(clock, clients)

@@ -233,6 +233,8 @@ async def verify_provider(
 
     >>> report = await verify_provider("therouter", url, key, wait=wait)  # doctest: +SKIP
     """
+    if provider not in DRIVERS:
+        raise ValueError(f"unknown provider {provider!r}; known: {', '.join(sorted(DRIVERS))}")
     report = Report(provider, base_url)
     say: Progress = progress or (lambda line: None)
     sleep: Wait = wait or asyncio.sleep
@@ -281,6 +283,7 @@ async def verify_provider(
                 needs, why = budget.get(name, (0, ""))
                 if unreachable or max_jobs < needs:
                     report.results.append(CheckResult(name, "skip", unreachable or why))
+                    say(f"SKIP  {name}")
                     continue
                 check = _Check(report, name, say)
                 current.append(check)

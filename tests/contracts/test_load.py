@@ -234,6 +234,8 @@ async def test_run_load_rejects_empty_runs() -> None:
         await run_load("therouter", "http://127.0.0.1:8000", clients=0)
     with pytest.raises(ValueError, match="duration must be > 0"):
         await run_load("therouter", "http://127.0.0.1:8000", duration=-1)
+    with pytest.raises(ValueError, match="unknown provider 'x'; known: runcomfy, therouter"):
+        await run_load("x", "http://127.0.0.1:8000")
 
 
 def test_cli_flags_reach_the_run() -> None:

@@ -338,3 +338,8 @@ async def test_the_clock_probe_judges_servers_without_an_admin_api() -> None:
     fake = httpx.ASGITransport(app=create_app(clock=FakeClock()))
     assert await clock_mode_problem(url, fake_clock=True, transport=fake) is None
     assert await clock_mode_problem("http://127.0.0.1:1", fake_clock=True) is None  # unreachable
+
+
+async def test_an_unknown_provider_is_an_error_listing_the_known_ones() -> None:
+    with pytest.raises(ValueError, match="unknown provider 'dashscop'; known: runcomfy, therouter"):
+        await verify_provider("dashscop", "http://127.0.0.1:8000", "key")
