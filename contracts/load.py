@@ -2,7 +2,8 @@
 
 Bounded by ``duration`` and ``max_jobs``; loopback-only unless ``allow_remote`` (then the CLI asks
 for ``--yes`` after stating the cost, as the smoke mode does). Reports throughput, latency
-percentiles per endpoint, poll amplification (polls per finished job), errors by kind, outcomes.
+percentiles per endpoint, poll amplification (polls per finished job), errors by kind, outcomes,
+and a verdict: too many failed requests fail the run.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ import enum
 import ipaddress
 import statistics
 import time
-from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections import Counter, defaultdict, deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -25,7 +26,15 @@ from wanmock.server.vocab import Phase
 
 from .drivers import DRIVERS, Driver
 
-__all__ = ["LoadReport", "PollPolicy", "is_loopback", "run_load"]
+__all__ = [
+    "BACKOFF_CAP",
+    "BACKOFF_FIRST",
+    "DEFAULT_MAX_ERROR_RATE",
+    "LoadReport",
+    "PollPolicy",
+    "is_loopback",
+    "run_load",
+]
 
 
 class PollPolicy(enum.StrEnum):
@@ -47,9 +56,22 @@ def is_loopback(base_url: str) -> bool:
         return False
 
 
+#: Back-off after a connection error or a refused submit: the first wait, doubling per
+#: consecutive failure, capped (simulated seconds on a fake clock).
+BACKOFF_FIRST = 0.25
+BACKOFF_CAP = 8.0
+#: The error-rate limit when none is given (connection errors fail the run at any rate).
+DEFAULT_MAX_ERROR_RATE = 0.01
+_TERMINAL = tuple(str(phase) for phase in Phase if phase.terminal)
+
+
 @dataclass
 class LoadReport:
-    """What a load run measured."""
+    """What a load run measured.
+
+    Every submitted job (a submit answered with a job id) ends in exactly one outcome: a terminal
+    phase, or ``unfinished`` when the run stopped first — so finished + unfinished = submitted.
+    """
 
     provider: str
     base_url: str
@@ -60,39 +82,121 @@ class LoadReport:
     outcomes: Counter[str] = field(default_factory=Counter)
     polls: int = 0
     submitted: int = 0
+    #: Requests that got no HTTP answer at all (refused, dropped, timed out).
+    connection_errors: int = 0
+    #: The share of failed requests that fails the run; ``None``: any connection error, or
+    #: more than :data:`DEFAULT_MAX_ERROR_RATE`.
+    max_error_rate: float | None = None
+    _marks: deque[tuple[float, int]] = field(default_factory=deque, repr=False)
 
     @property
     def requests(self) -> int:
+        """Requests answered (with any status)."""
         return sum(len(v) for v in self.latencies.values())
+
+    @property
+    def attempts(self) -> int:
+        """Requests sent: answered ones plus those that got no answer."""
+        return self.requests + self.connection_errors
+
+    @property
+    def finished(self) -> int:
+        return sum(n for outcome, n in self.outcomes.items() if outcome != "unfinished")
+
+    @property
+    def error_rate(self) -> float:
+        return sum(self.errors.values()) / self.attempts if self.attempts else 0.0
+
+    @property
+    def verdict(self) -> str | None:
+        """Why the run failed (too many failed requests), or ``None`` when it passed."""
+        failed = sum(self.errors.values())
+        share = f"{failed} of {self.attempts} requests failed ({self.error_rate:.2%})"
+        if self.max_error_rate is None:
+            if self.connection_errors:
+                return (f"{self.connection_errors} request(s) got no answer (connection "
+                        f"errors); {share}")
+            limit = DEFAULT_MAX_ERROR_RATE
+        else:
+            limit = self.max_error_rate
+        if self.error_rate > limit:
+            return f"{share}, more than the {limit:.2%} allowed"
+        return None
+
+    @property
+    def ok(self) -> bool:
+        return self.verdict is None
 
     def summary(self) -> dict[str, Any]:
         """JSON-ready numbers (``--json``)."""
-        finished = sum(self.outcomes.values())
+        finished = self.finished
         return {
             "provider": self.provider, "base_url": self.base_url, "clients": self.clients,
             "seconds": round(self.seconds, 3), "requests": self.requests,
+            "attempts": self.attempts,
             "throughput_rps": round(self.requests / self.seconds, 1) if self.seconds else 0.0,
             "submitted": self.submitted, "finished": finished,
+            "unfinished": self.outcomes["unfinished"],
             "poll_amplification": round(self.polls / finished, 2) if finished else None,
             "latency_ms": {name: _percentiles(values) for name, values in
                            sorted(self.latencies.items())},
-            "errors": dict(self.errors), "outcomes": dict(self.outcomes),
+            "errors": dict(self.errors.most_common()),
+            "connection_errors": self.connection_errors,
+            "error_rate": round(self.error_rate, 5),
+            "max_error_rate": self.max_error_rate,
+            "outcomes": {k: self.outcomes[k] for k in (*_TERMINAL, "unfinished")
+                         if self.outcomes[k]},
+            "ok": self.ok, "verdict": self.verdict,
         }
 
     def render(self) -> str:
+        """The report as aligned tables, for people."""
         data = self.summary()
+        amplification = data["poll_amplification"]
         lines = [f"wanmock load: {data['clients']} clients against {self.provider} at "
                  f"{self.base_url} for {data['seconds']} s",
-                 f"  {data['requests']} requests, {data['throughput_rps']} req/s; "
-                 f"{data['submitted']} jobs submitted, {data['finished']} finished; "
-                 f"poll amplification {data['poll_amplification']} polls/job",
-                 f"  {'endpoint':<10} {'count':>7} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8}"]
+                 f"  {data['requests']} requests answered, {data['throughput_rps']} req/s; "
+                 f"{data['submitted']} jobs submitted = {data['finished']} finished + "
+                 f"{data['unfinished']} unfinished",
+                 f"  poll amplification: "
+                 f"{'n/a' if amplification is None else amplification} polls per finished job",
+                 "",
+                 f"  {'endpoint':<12} {'count':>7} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8}"]
         for name, p in data["latency_ms"].items():
-            lines.append(f"  {name:<10} {p['count']:>7} {p['p50']:>8.2f} {p['p90']:>8.2f} "
+            lines.append(f"  {name:<12} {p['count']:>7} {p['p50']:>8.2f} {p['p90']:>8.2f} "
                          f"{p['p99']:>8.2f}")
-        lines.append(f"  outcomes: {data['outcomes'] or 'none'}")
-        lines.append(f"  errors:   {data['errors'] or 'none'}")
+        lines += ["", f"  {'outcome':<12} {'jobs':>7}"]
+        lines += [f"  {name:<12} {n:>7}" for name, n in data["outcomes"].items()] or [
+            f"  {'(none)':<12} {0:>7}"]
+        width = max([12, *map(len, data["errors"])])
+        lines += ["", f"  {'error':<{width}} {'count':>7} {'share':>7}"]
+        attempts = self.attempts or 1
+        lines += [f"  {name:<{width}} {n:>7} {n / attempts:>7.2%}"
+                  for name, n in data["errors"].items()] or [f"  {'(none)':<{width}} {0:>7}"]
+        limit = ("any connection error or more than "
+                 f"{DEFAULT_MAX_ERROR_RATE:.0%} errors" if self.max_error_rate is None
+                 else f"more than {self.max_error_rate:.2%} errors")
+        verdict = self.verdict
+        lines += ["", f"  FAIL: {verdict} (fails on {limit})" if verdict else
+                  f"  PASS: {self.error_rate:.2%} of {self.attempts} requests failed "
+                  f"(fails on {limit})"]
         return "\n".join(lines)
+
+    def live_line(self) -> str:
+        """One line for a live display at ``seconds`` into the run: the current rate (over the
+        last second or so) beside the cumulative one."""
+        now, requests = self.seconds, self.requests
+        if not self._marks:
+            self._marks.append((0.0, 0))  # the start of the run
+        self._marks.append((now, requests))
+        while len(self._marks) > 2 and now - self._marks[1][0] >= 1.0:
+            self._marks.popleft()  # keep the newest mark at least a second old
+        then, before = self._marks[0]
+        current = (requests - before) / (now - then) if now > then else 0.0
+        overall = requests / now if now > 0 else 0.0
+        return (f"{now:.1f} s  {requests} requests  {current:.1f} req/s now, "
+                f"{overall:.1f} req/s overall  submitted {self.submitted}  finished "
+                f"{self.finished}  errors {sum(self.errors.values())}")
 
 
 class _Time:
@@ -161,88 +265,163 @@ async def run_load(
     transport: httpx.AsyncBaseTransport | None = None,
     progress: Callable[[LoadReport], None] | None = None,
     clock: Clock | None = None,
+    download: bool = True,
+    max_error_rate: float | None = None,
 ) -> LoadReport:
     """Run ``clients`` concurrent submit → poll → download loops until ``duration`` seconds or
-    ``max_jobs`` submits; returns the report.
+    ``max_jobs`` submits; returns the report (``report.ok`` judges it by ``max_error_rate``).
 
     Time is real unless ``clock`` is given: with the fake's own :class:`FakeClock` (in-process
-    tests), a client's wait advances it, so a simulated hour runs in moments.
+    tests), a client's wait advances it, so a simulated hour runs in moments. A client that gets
+    no answer, or whose submit is refused, waits before trying again (``Retry-After`` if given,
+    else :data:`BACKOFF_FIRST` doubling up to :data:`BACKOFF_CAP`). ``download=False`` skips the
+    image downloads.
     """
+    for name, value in (("clients", clients), ("duration", duration),
+                        ("poll_interval", poll_interval)):
+        if not value > 0:
+            raise ValueError(f"{name} must be > 0, got {value!r}")
+    if provider not in DRIVERS:
+        raise ValueError(f"unknown provider {provider!r}; known: {', '.join(sorted(DRIVERS))}")
+    if max_jobs is not None and max_jobs < 1:
+        raise ValueError(f"max_jobs must be >= 1 (or None: no limit), got {max_jobs!r}")
     timing = _Time(clock, clients)
     monotonic, sleep = timing.now, timing.sleep
     if not allow_remote and transport is None and not is_loopback(base_url):
         raise ValueError(f"{base_url} is not a loopback address; load runs are loopback-only "
                          "unless allow_remote is set")
-    report = LoadReport(provider, base_url, clients)
+    report = LoadReport(provider, base_url, clients, max_error_rate=max_error_rate)
     started = monotonic()
     stop_at = started + duration
     budget = [max_jobs if max_jobs is not None else 1 << 62]
-    # Each simulated client is its own user: its own key and its own connection.
 
-    async def timed(name: str, call: Any) -> httpx.Response | None:
+    async def pause(seconds: float) -> None:
+        """Wait, but never past the end of the run."""
+        await sleep(max(0.0, min(seconds, stop_at - monotonic())))
+
+    async def timed(name: str, call: Awaitable[httpx.Response]) -> httpx.Response | None:
         begin = time.perf_counter()
         try:
-            response: httpx.Response = await call
-        except httpx.HTTPError as exc:
+            response = await call
+        except Exception as exc:  # no answer: refused, dropped, timed out (or an in-process
+            # app's exception, which a socket would have turned into a dropped connection)
             report.errors[type(exc).__name__] += 1
+            report.connection_errors += 1
             return None
         report.latencies[name].append((time.perf_counter() - begin) * 1000)
         if response.status_code >= 400:
             report.errors[f"http-{response.status_code}"] += 1
         return response
 
+    class Client:
+        """One simulated user: its own key and connection, and its own back-off state."""
+
+        def __init__(self, driver: Driver) -> None:
+            self.driver = driver
+            self.failures = 0  # consecutive requests without a usable answer
+            self.last_status: httpx.Response | None = None  # the terminal one
+
+        def backoff(self, response: httpx.Response | None) -> float:
+            """How long to wait after a failure: Retry-After when asked, else exponential."""
+            self.failures += 1
+            retry = response.headers.get("retry-after") if response is not None else None
+            if retry is not None and policy is not PollPolicy.FIXED:
+                try:
+                    return float(retry)
+                except ValueError:
+                    pass
+            return float(min(BACKOFF_CAP, BACKOFF_FIRST * 2 ** (self.failures - 1)))
+
+        async def run(self) -> None:
+            wait = 0.0
+            while monotonic() < stop_at and budget[0] > 0:
+                if wait:
+                    await pause(wait)
+                    if monotonic() >= stop_at:
+                        break
+                budget[0] -= 1
+                wait = await self.one_job()
+
+        async def one_job(self) -> float:
+            """Submit and follow one job; returns how long to wait before the next submit."""
+            driver = self.driver
+            submitted = await timed("submit", driver.submit())
+            if submitted is None or submitted.status_code >= 400:
+                return self.backoff(submitted)
+            try:
+                job = driver.job_id(submitted)
+            except (ValueError, KeyError, TypeError):
+                report.errors["bad-submit-body"] += 1
+                return self.backoff(None)
+            self.failures = 0
+            report.submitted += 1
+            outcome = "unfinished"
+            try:
+                outcome = await self.follow(job)
+            finally:  # every submitted job gets exactly one outcome, however this ends
+                report.outcomes[outcome] += 1
+            if outcome == str(Phase.SUCCEEDED):
+                await self.fetch_result(job)
+            return 0.0
+
+        async def follow(self, job: str) -> str:
+            """Poll until a terminal phase (returned) or the end of the run ("unfinished")."""
+            driver, interval = self.driver, poll_interval
+            while monotonic() < stop_at:
+                status = await timed("poll", driver.status(job))
+                report.polls += 1
+                wait = interval
+                if status is None:
+                    wait = max(interval, self.backoff(None))
+                elif status.status_code < 400:
+                    self.failures = 0
+                    try:
+                        phase = driver.phase(status)
+                    except ValueError:
+                        report.errors["bad-status-body"] += 1
+                        phase = None
+                    if phase is not None and phase.terminal:
+                        self.last_status = status
+                        return str(phase)
+                elif policy is PollPolicy.RETRY_AFTER:
+                    try:
+                        wait = float(status.headers.get("retry-after", interval))
+                    except ValueError:
+                        wait = interval
+                if policy is PollPolicy.BACKOFF:
+                    interval = min(interval * 2, poll_interval * 8)
+                await pause(wait)
+            return "unfinished"
+
+        async def fetch_result(self, job: str) -> None:
+            """Fetch the result (unless the status carried it), then the first image."""
+            driver = self.driver
+            result: httpx.Response | None = self.last_status
+            for _ in range(0 if driver.urls_in_status else 3):
+                result = await timed("result", driver.result(job))
+                if result is not None and result.status_code < 400:
+                    break
+                if monotonic() >= stop_at:
+                    return
+                await pause(self.backoff(result))
+            if result is None or result.status_code >= 400:
+                return
+            try:
+                urls = driver.image_urls(result)
+            except (ValueError, KeyError, TypeError):
+                report.errors["bad-result-body"] += 1
+                return
+            for url in urls[:1] if download else ():
+                await timed("download", driver.http.get(url))
+
     async def client(index: int) -> None:
         headers = {"authorization": f"Bearer {api_key}-{index}"}
-        async with httpx.AsyncClient(base_url=base_url, transport=transport, timeout=30,
-                                     headers=headers) as http:
-            driver = DRIVERS[provider](http)
-            try:
-                while monotonic() < stop_at and budget[0] > 0:
-                    budget[0] -= 1
-                    await one_job(driver)
-            finally:
-                timing.finished()
-
-    async def one_job(driver: Driver) -> None:
-        submitted = await timed("submit", driver.submit())
-        if submitted is None or submitted.status_code >= 400:
-            return
-        report.submitted += 1
-        job, interval = driver.job_id(submitted), poll_interval
-        while monotonic() < stop_at:
-            status = await timed("poll", driver.status(job))
-            report.polls += 1
-            wait = interval
-            if status is not None and status.status_code < 400:
-                try:
-                    phase = driver.phase(status)
-                except ValueError:
-                    report.errors["bad-status-body"] += 1
-                    phase = None
-                if phase is not None and phase.terminal:
-                    report.outcomes[str(phase)] += 1
-                    if phase is Phase.SUCCEEDED:
-                        await download(driver, job, status)
-                    return
-            elif status is not None and policy is PollPolicy.RETRY_AFTER:
-                wait = float(status.headers.get("retry-after", interval))
-            if policy is PollPolicy.BACKOFF:
-                interval = min(interval * 2, poll_interval * 8)
-            await sleep(min(wait, max(0.0, stop_at - monotonic())))
-        report.outcomes["unfinished"] += 1
-
-    async def download(driver: Driver, job: str, status: httpx.Response) -> None:
-        result: httpx.Response | None = status
-        for _ in range(0 if driver.urls_in_status else 3):
-            result = await timed("result", driver.result(job))
-            if result is not None and result.status_code < 400:
-                break
-            retry = result.headers.get("retry-after") if result is not None else None
-            await sleep(float(retry) if retry else poll_interval)
-        if result is None or result.status_code >= 400:
-            return
-        for url in driver.image_urls(result)[:1]:
-            await timed("download", driver.http.get(url))
+        try:
+            async with httpx.AsyncClient(base_url=base_url, transport=transport, timeout=30,
+                                         headers=headers) as http:
+                await Client(DRIVERS[provider](http)).run()
+        finally:
+            timing.finished()
 
     async def ticker() -> None:
         while monotonic() < stop_at:
@@ -252,8 +431,10 @@ async def run_load(
                 progress(report)
 
     tick = asyncio.create_task(ticker()) if progress is not None else None
-    await asyncio.gather(*(client(i) for i in range(clients)))
-    if tick is not None:
-        tick.cancel()
-    report.seconds = monotonic() - started
+    try:
+        await asyncio.gather(*(client(i) for i in range(clients)))
+    finally:
+        if tick is not None:
+            tick.cancel()
+        report.seconds = monotonic() - started
     return report

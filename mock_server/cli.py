@@ -29,23 +29,55 @@ def _port(text: str) -> int:
     return int(text)
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """Shows every flag's default: ``(default: X)`` when argparse knows it, otherwise the flag's
+    own help says where its value comes from (a config file, an environment variable, ...)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if action.required:
+            return f"{text} (required)"
+        if (not action.option_strings or action.nargs == 0 or "default" in text
+                or action.default in (None, argparse.SUPPRESS)):
+            return text  # a switch, or a flag whose help says where its default comes from
+        return f"{text} (default: %(default)s)"
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("wanmock")
+    except PackageNotFoundError:  # running from a checkout that was never installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="wanmock",
+        prog="wanmock", formatter_class=_HelpFormatter,
         description="Fake TheRouter and RunComfy Wan 2.2 T2I Flash APIs, for offline tests.",
     )
+    parser.add_argument("--version", action="version", version=f"wanmock {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    serve = commands.add_parser("serve", help="serve the fake of both providers")
+
+    def command(name: str, text: str) -> argparse.ArgumentParser:
+        return commands.add_parser(name, help=text, description=text,
+                                   formatter_class=_HelpFormatter)
+
+    serve = command("serve", "serve the fake of both providers")
     serve.add_argument("--host", help="interface to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=_port, help="port (default 8000; 0 picks a free one)")
     serve.add_argument("--time-scale", type=_positive, metavar="X",
-                       help="simulated seconds per real second (1000: a 60 s job takes 60 ms)")
+                       help="simulated seconds per real second (1000: a 60 s job takes 60 ms; "
+                            "default 1: real time)")
     serve.add_argument("--fake-clock", action="store_true",
                        help="time moves only via POST /__admin/clock/advance")
-    serve.add_argument("--seed", type=int, help="seed for every random draw (reproducible runs)")
-    serve.add_argument("--config", metavar="FILE", help="TOML configuration file")
+    serve.add_argument("--seed", type=int, help="seed for every random draw (reproducible runs; "
+                                                "default: a random seed, printed at start)")
+    serve.add_argument("--config", metavar="FILE", help="TOML configuration file (default: none)")
     serve.add_argument("--preset", metavar="NAME",
-                       help="start from a named preset (see: wanmock presets)")
+                       help="start from a named preset (see: wanmock presets; default: none, "
+                            "i.e. happy)")
     serve.add_argument("--api-key", action="append", metavar="KEY", dest="api_keys",
                        help="accept only this bearer key (repeatable; default: any non-empty key)")
     serve.add_argument("--server", choices=["uvicorn", "granian"], default="uvicorn",
@@ -54,36 +86,49 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--admin-token", metavar="TOKEN",
                        help="require this bearer token on /__admin (default: loopback only)")
     serve.add_argument("--log-level", default="warning",
-                       choices=["critical", "error", "warning", "info", "debug"])
-    commands.add_parser("presets", help="list the named presets")
-    verify = commands.add_parser(
-        "verify", help="check that a server (the fake or a real provider) honours the contract")
-    _provider_flags(verify)
+                       choices=["critical", "error", "warning", "info", "debug"],
+                       help="the HTTP server's log level")
+    command("presets", "list the named presets")
+    verify = command("verify",
+                     "check that a server (the fake or a real provider) honours the contract")
+    _provider_flags(verify, otherwise="; else a dummy key the fake accepts")
     verify.add_argument("--base-url", required=True, help="the server to check")
-    verify.add_argument("--max-jobs", type=_count, default=2,
-                        help="jobs it may submit (default 2: one lifecycle, one cancel)")
+    verify.add_argument("--max-jobs", type=_count, default=2, metavar="N",
+                        help="jobs it may submit: one for the lifecycle, one for cancel")
     verify.add_argument("--fake-clock", action="store_true",
                         help="the server is a wanmock --fake-clock: advance it instead of sleeping")
-    verify.add_argument("--poll-interval", type=_positive, default=5.0, metavar="S")
-    smoke = commands.add_parser(
-        "smoke", help="the same checks against the LIVE provider API (costs money)")
+    verify.add_argument("--poll-interval", type=_positive, default=5.0, metavar="S",
+                        help="seconds between polls (simulated with --fake-clock)")
+    verify.add_argument("--timeout", type=_positive, default=900.0, metavar="S",
+                        help="real seconds the whole run may take; the check running then "
+                             "fails saying so")
+    smoke = command("smoke", "the same checks against the LIVE provider API (costs money)")
     _provider_flags(smoke)
     smoke.add_argument("--base-url", help="default: the provider's real API")
-    smoke.add_argument("--max-jobs", type=_count, default=1,
-                       help="jobs it may submit (default 1 = $0.048)")
+    smoke.add_argument("--max-jobs", type=_count, default=1, metavar="N",
+                       help="jobs it may submit ($0.048 each)")
     smoke.add_argument("--yes", action="store_true", help="confirm the spend")
     smoke.add_argument("--save-dir", metavar="DIR",
-                       help="save the real responses (key redacted) as schema examples here")
-    load = commands.add_parser("load", help="many simulated clients polling a server")
-    _provider_flags(load)
-    load.add_argument("--base-url", default="http://127.0.0.1:8000")
-    load.add_argument("--clients", type=_count, default=10, metavar="N")
+                       help="save the real responses (key redacted) as schema examples here "
+                            "(default: not saved)")
+    load = command("load", "many simulated clients polling a server")
+    _provider_flags(load, otherwise="; else a dummy key per client")
+    load.add_argument("--base-url", default="http://127.0.0.1:8000", help="the server to load")
+    load.add_argument("--clients", type=_at_least_one, default=10, metavar="N",
+                      help="simulated clients, each with its own key and connection")
     load.add_argument("--duration", type=_positive, default=10.0, metavar="S",
-                      help="real seconds to run (default 10)")
-    load.add_argument("--max-jobs", type=_count, help="stop submitting after this many jobs")
-    load.add_argument("--poll-interval", type=_positive, default=1.0, metavar="S")
+                      help="real seconds to run")
+    load.add_argument("--max-jobs", type=_at_least_one, metavar="N",
+                      help="stop submitting after this many jobs (default: no limit)")
+    load.add_argument("--poll-interval", type=_positive, default=1.0, metavar="S",
+                      help="seconds between a client's polls")
     load.add_argument("--policy", choices=["fixed", "backoff", "retry-after"],
-                      default="retry-after", help="polling policy (default retry-after)")
+                      default="retry-after", help="polling policy")
+    load.add_argument("--no-download", dest="download", action="store_false",
+                      help="skip the image downloads (API traffic only)")
+    load.add_argument("--max-error-rate", type=_rate, metavar="RATE",
+                      help="exit 1 when more than this share of requests fail, e.g. 0.05 or 5%% "
+                           "(default: exit 1 on any connection error or more than 1%% errors)")
     load.add_argument("--allow-remote", action="store_true",
                       help="allow a non-loopback base URL (a real provider: costs money)")
     load.add_argument("--yes", action="store_true", help="confirm the spend with --allow-remote")
@@ -97,12 +142,39 @@ def _count(text: str) -> int:
     return int(text)
 
 
-def _provider_flags(parser: argparse.ArgumentParser) -> None:
+def _at_least_one(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+    return int(text)
+
+
+def _rate(text: str) -> float:
+    """A share of requests: ``0.05`` or ``5%``."""
+    percent = text.endswith("%")
+    try:
+        value = float(text[:-1] if percent else text) / (100 if percent else 1)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a share such as 0.05 or 5%, got {text!r}")\
+            from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (0% and 100%), got {text!r}")
+    return value
+
+
+def _provider_flags(parser: argparse.ArgumentParser, *, otherwise: str = "") -> None:
     from .dialects import default_registry
 
-    parser.add_argument("--provider", required=True, choices=default_registry().names())
+    parser.add_argument("--provider", required=True, choices=default_registry().names(),
+                        help="whose API to speak")
     parser.add_argument("--api-key", metavar="KEY",
-                        help="default: $THE_ROUTER_API_KEY or $RUNCOMFY_API_TOKEN")
+                        help="the bearer key (default: the provider's key variable, "
+                             f"{_key_variables()}{otherwise})")
+
+
+def _key_variables() -> str:
+    from .dialects import default_registry
+
+    return ", ".join(f"${cls.client.key_env} for {cls.name}" for cls in default_registry())
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
@@ -210,7 +282,7 @@ def _load(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         if not args.yes:
             parser.exit(2, "wanmock: error: this spends real money; add --yes to go ahead\n")
     key = args.api_key or find_key(args.provider) or "wanmock-load"
-    progress = None
+    seen: list[LoadReport] = []  # the run's report, to print if it is interrupted
     live = None
     if not args.json and sys.stdout.isatty():
         from rich.live import Live
@@ -218,32 +290,45 @@ def _load(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         live = Live(refresh_per_second=4, transient=True)
         live.start()
 
-        def progress(report: LoadReport) -> None:
-            data = report.summary()
-            live.update(f"{data['seconds']:.1f} s  {data['requests']} requests  "
-                        f"{data['throughput_rps']} req/s  finished {data['finished']}  "
-                        f"errors {sum(report.errors.values())}")
+    def progress(report: LoadReport) -> None:
+        if not seen:
+            seen.append(report)
+        if live is not None:
+            live.update(report.live_line())
 
     try:
         report = asyncio.run(run_load(
             args.provider, args.base_url, clients=args.clients, duration=args.duration,
             max_jobs=args.max_jobs, policy=PollPolicy(args.policy),
             poll_interval=args.poll_interval, api_key=key, allow_remote=args.allow_remote,
-            progress=progress))
+            progress=progress, download=args.download, max_error_rate=args.max_error_rate))
+    except KeyboardInterrupt:
+        if live is not None:
+            live.stop()
+        if not seen:
+            raise
+        report = seen[0]  # every job in flight was counted unfinished as the run was cancelled
+        print("wanmock load: interrupted; the report so far:", file=sys.stderr)
     finally:
         if live is not None:
             live.stop()
     print(json.dumps(report.summary(), indent=2) if args.json else report.render())
-    return 0
+    return 0 if report.ok else 1
 
 
 def _check_provider(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     import asyncio
+    import contextlib
     from pathlib import Path
 
     import httpx
 
-    from wanmock.contracts.provider import Report, admin_clock_wait, verify_provider
+    from wanmock.contracts.provider import (
+        Report,
+        admin_clock_wait,
+        clock_mode_problem,
+        verify_provider,
+    )
     from wanmock.contracts.smoke import KEY_ENV, cost_statement, find_key, run_smoke
 
     key = args.api_key or find_key(args.provider)
@@ -261,14 +346,27 @@ def _check_provider(parser: argparse.ArgumentParser, args: argparse.Namespace) -
         report = asyncio.run(run_smoke(args.provider, api_key=key, base_url=base,
                                        max_jobs=args.max_jobs, save_dir=save))
     else:
+        problem = asyncio.run(clock_mode_problem(args.base_url, fake_clock=args.fake_clock))
+        if problem is not None:
+            parser.exit(2, f"wanmock: error: {problem}\n")
+
+        def progress(line: str) -> None:
+            # stderr, flushed: the report on stdout stays clean for CI; people see it move.
+            print(f"  {line}", file=sys.stderr, flush=True)
 
         async def verify() -> Report:
-            async with httpx.AsyncClient(base_url=args.base_url) as admin:
-                wait = admin_clock_wait(admin) if args.fake_clock else None
+            async with contextlib.AsyncExitStack() as stack:
+                wait = None
+                with contextlib.suppress(httpx.InvalidURL):  # verify_provider reports it
+                    admin = httpx.AsyncClient(base_url=args.base_url, timeout=60)
+                    wait = admin_clock_wait(await stack.enter_async_context(admin))
                 return await verify_provider(args.provider, args.base_url, key or "wanmock-key",
-                                             wait=wait, max_jobs=args.max_jobs,
-                                             poll_interval=args.poll_interval)
+                                             wait=wait if args.fake_clock else None,
+                                             max_jobs=args.max_jobs,
+                                             poll_interval=args.poll_interval,
+                                             progress=progress, timeout=args.timeout)
 
+        print(f"wanmock verify: {args.provider} at {args.base_url}", file=sys.stderr, flush=True)
         report = asyncio.run(verify())
     print(report.render())
     return 0 if report.ok else 1

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import random
 import re
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, fields
 from typing import Any, Protocol
 
 from .errors import ConfigError
@@ -114,21 +114,34 @@ _KINDS: dict[str, type[Fixed] | type[Uniform] | type[LogNormal]] = {
     "uniform": Uniform,
     "lognormal": LogNormal,
 }
+#: What to suggest when a distribution is written wrongly.
+_EXAMPLES = {"fixed": "fixed(60)", "uniform": "uniform(30, 180)",
+             "lognormal": "lognormal(median=60, sigma=0.5)"}
 _CALL = re.compile(r"^\s*([a-z_]+)\s*\((.*)\)\s*$")
 
 
 def parse_distribution(value: Any, *, name: str = "distribution") -> Distribution:
     """Build a distribution from ``"uniform(30, 180)"``, a number, or a ``{kind = ...}`` table.
 
-    ``name`` is the config key, used in error messages.
+    ``name`` is the config key; every error message starts with it and says what would be
+    accepted:
+
+    >>> parse_distribution("lognormal(medain=60)", name="lifecycle.run_time")
+    Traceback (most recent call last):
+    ...
+    wanmock.server.errors.ConfigError: lifecycle.run_time: lognormal(medain=60): unknown \
+parameter 'medain'; did you mean 'median'? valid: high, low, median, sigma
     """
     if isinstance(value, Fixed | Uniform | LogNormal):
         return value
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return Fixed(float(value))
+        return _build(name, "fixed", [value], {})
     if isinstance(value, dict):
         params = dict(value)
         kind = params.pop("kind", None)
+        if kind is None:
+            raise ConfigError(f"{name}: a distribution table needs a kind; write e.g. "
+                              "{kind = \"uniform\", low = 30, high = 180}")
         return _build(name, kind, [], params)
     if isinstance(value, str):
         match = _CALL.match(value)
@@ -140,31 +153,77 @@ def parse_distribution(value: Any, *, name: str = "distribution") -> Distributio
         kind, inner = match.groups()
         args: list[float] = []
         kwargs: dict[str, Any] = {}
-        for part in filter(None, (p.strip() for p in inner.split(","))):
+        for part in (p.strip() for p in inner.split(",")) if inner.strip() else ():
             key, eq, raw = part.partition("=")
+            if not part:
+                raise ConfigError(f"{name}: {value.strip()}: an empty parameter (a stray comma?)")
             try:
                 number = float(raw if eq else key)
             except ValueError:
-                raise ConfigError(f"{name}: {part!r} in {value!r} is not a number") from None
+                what = f"{key.strip()} = {raw.strip()!r}" if eq else repr(part)
+                raise ConfigError(f"{name}: {value.strip()}: {what} is not a number") from None
             if eq:
+                if key.strip() in kwargs:
+                    raise ConfigError(f"{name}: {value.strip()}: {key.strip()} is given twice")
                 kwargs[key.strip()] = number
             else:
+                if kwargs:
+                    raise ConfigError(f"{name}: {value.strip()}: a positional parameter "
+                                      "follows a named one; name them all")
                 args.append(number)
         return _build(name, kind, args, kwargs)
-    raise ConfigError(f"{name}: expected a distribution, got {value!r}")
+    raise ConfigError(f"{name}: expected a distribution such as 'uniform(30, 180)', "
+                      f"got {value!r}")
 
 
-def _build(name: str, kind: Any, args: list[float], kwargs: dict[str, Any]) -> Distribution:
+def _build(name: str, kind: Any, args: list[Any], kwargs: dict[str, Any]) -> Distribution:
+    """Bind the parameters by name, so every mistake is reported against the config key."""
     cls = _KINDS.get(kind) if isinstance(kind, str) else None
     if cls is None:
         raise ConfigError(f"{name}: unknown distribution {kind!r}; {suggest(str(kind), _KINDS)}")
+    call = _call_text(kind, args, kwargs)
+    params = [f for f in fields(cls) if f.init]
+    names = [f.name for f in params]
+    if len(args) > len(names):
+        most = f"{len(names)} parameter{'s' if len(names) > 1 else ''}"
+        raise ConfigError(f"{name}: {call}: {kind}() takes at most {most} "
+                          f"({', '.join(names)}), got {len(args)}; write e.g. "
+                          f"{_EXAMPLES[kind]!r}")
+    bound: dict[str, Any] = dict(zip(names, args, strict=False))
+    for key, number in kwargs.items():
+        if key not in names:
+            raise ConfigError(f"{name}: {call}: unknown parameter {key!r}; {suggest(key, names)}")
+        if key in bound:
+            raise ConfigError(f"{name}: {call}: {key} is given twice (by position and by name)")
+        bound[key] = number
+    required = [f.name for f in params if f.default is MISSING]
+    if any(key not in bound for key in required):
+        raise ConfigError(f"{name}: {kind}() needs {' and '.join(required)}; got {call!r}; "
+                          f"write e.g. {_EXAMPLES[kind]!r}")
+    for key, number in bound.items():
+        if isinstance(number, bool) or not isinstance(number, int | float):
+            raise ConfigError(f"{name}: {call}: {key} must be a number, got {number!r}")
     try:
-        return cls(*args, **kwargs)
-    except TypeError as exc:
-        raise ConfigError(f"{name}: bad parameters for {kind}: {exc}") from None
+        return cls(**bound)
+    except ConfigError as exc:  # a rule of the distribution itself (high >= low, ...)
+        # The rule's message reads "uniform(low=5, high=1): high must be >= low"; show the
+        # parameters as the user wrote them instead.
+        reason = str(exc).partition("): ")[2] or str(exc)
+        raise ConfigError(f"{name}: {call}: {reason}") from None
+
+
+def _call_text(kind: str, args: list[Any], kwargs: dict[str, Any]) -> str:
+    """How the user wrote it, e.g. ``lognormal(medain=60)`` (tables are shown the same way)."""
+
+    def show(value: Any) -> str:
+        plain = isinstance(value, int | float) and not isinstance(value, bool)
+        return f"{value:g}" if plain else repr(value)
+
+    parts = [*map(show, args), *(f"{key}={show(value)}" for key, value in kwargs.items())]
+    return f"{kind}({', '.join(parts)})"
 
 
 def _check_non_negative(kind: str, **values: float) -> None:
     for key, number in values.items():
         if not (isinstance(number, int | float) and number >= 0):
-            raise ConfigError(f"{kind}({key}={number!r}): must be a number >= 0")
+            raise ConfigError(f"{kind}({key}={number!r}): {key} must be a number >= 0")

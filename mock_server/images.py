@@ -8,10 +8,13 @@ pre-signed S3 URL, so an expired or tampered URL is refused the way S3 refuses i
 from __future__ import annotations
 
 import asyncio
-import functools
 import hashlib
 import hmac
 import io
+import threading
+import weakref
+from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import urlencode
@@ -34,18 +37,76 @@ class ImageKey:
 
 
 class Renderer:
-    """Renders PNGs, keeping the ``cache_size`` most recent in memory."""
+    """Renders PNGs off the event loop and keeps recent ones within a byte budget.
 
-    def __init__(self, *, cache_size: int = 32) -> None:
-        self.render = functools.lru_cache(maxsize=cache_size)(self._render)
+    Drawing a 1440x1440 PNG takes tens of milliseconds of CPU; done on the event loop it would
+    stall every other request (polls included) for that long. :meth:`render_async` draws in a
+    small thread pool instead, and concurrent requests for the same image share one drawing.
+    The cache is bounded by bytes, not by count, because image sizes differ by an order of
+    magnitude. Thread-safe; usable from any event loop.
+    """
+
+    def __init__(self, *, cache_bytes: int = 32 << 20, workers: int = 2) -> None:
+        self.cache_bytes = cache_bytes
+        self._lock = threading.Lock()
+        self._cache: OrderedDict[ImageKey, bytes] = OrderedDict()
+        self._cached = 0
+        self._pending: dict[ImageKey, Future[bytes]] = {}
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="wanmock-png")
+        # Idle pool threads wait forever; let them go when the renderer (its app) is dropped.
+        weakref.finalize(self, self._pool.shutdown, wait=False)
+
+    @property
+    def cached_bytes(self) -> int:
+        """Bytes of PNG held in the cache now (never more than ``cache_bytes``)."""
+        return self._cached
+
+    def render(self, key: ImageKey) -> bytes:
+        """The PNG for ``key``, blocking the calling thread (not for use on an event loop)."""
+        found = self._lookup(key)
+        return found if isinstance(found, bytes) else found.result()
 
     async def render_async(self, key: ImageKey) -> bytes:
-        """:meth:`render` in a worker thread: a large PNG takes tens of milliseconds, which
-        must not stall every other request on the event loop."""
-        return await asyncio.to_thread(self.render, key)
+        """The PNG for ``key``, drawn in a worker thread; the event loop keeps serving."""
+        found = self._lookup(key)
+        if isinstance(found, bytes):
+            return found
+        # shield: a waiter that goes away (client disconnected) must not cancel the drawing
+        # the other waiters share.
+        return await asyncio.shield(asyncio.wrap_future(found))
+
+    def _lookup(self, key: ImageKey) -> bytes | Future[bytes]:
+        """A cached PNG, or the future of its drawing (started here unless already running)."""
+        with self._lock:
+            png = self._cache.get(key)
+            if png is not None:
+                self._cache.move_to_end(key)
+                return png
+            future = self._pending.get(key)
+            if future is None:
+                future = self._pool.submit(self._produce, key)
+                self._pending[key] = future
+            return future
+
+    def _produce(self, key: ImageKey) -> bytes:
+        try:
+            png = self._draw(key)
+        except BaseException:
+            with self._lock:
+                del self._pending[key]
+            raise
+        with self._lock:
+            del self._pending[key]
+            if len(png) <= self.cache_bytes:
+                self._cache[key] = png
+                self._cached += len(png)
+                while self._cached > self.cache_bytes:
+                    _, old = self._cache.popitem(last=False)
+                    self._cached -= len(old)
+        return png
 
     @staticmethod
-    def _render(key: ImageKey) -> bytes:
+    def _draw(key: ImageKey) -> bytes:
         digest = hashlib.sha256(
             f"{key.seed}\x00{key.index}\x00{key.prompt}".encode()
         ).digest()

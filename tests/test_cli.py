@@ -1,3 +1,4 @@
+import argparse
 import os
 import subprocess
 import sys
@@ -104,3 +105,47 @@ def test_serve_with_granian_answers_a_lifecycle_on_the_fast_path() -> None:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_version_comes_from_the_installed_metadata(capsys: pytest.CaptureFixture[str]) -> None:
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"wanmock {version('wanmock')}"
+
+
+def _subcommands() -> dict[str, argparse.ArgumentParser]:
+    (commands,) = [a for a in build_parser()._actions
+                   if isinstance(a, argparse._SubParsersAction)]
+    return dict(commands.choices)
+
+
+@pytest.mark.parametrize("command", sorted(_subcommands()))
+def test_every_flag_of_every_subcommand_shows_its_default(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    text = capsys.readouterr().out
+    # One block per flag: its line of option strings plus the wrapped help under it.
+    blocks: dict[str, str] = {}
+    for line in text.splitlines():
+        if line.startswith("  -"):
+            flag = line.split()[0].rstrip(",")
+            blocks[flag] = line
+        elif line.startswith("    ") and blocks:
+            blocks[flag] += line
+    blocks = {flag: " ".join(block.split()) for flag, block in blocks.items()}
+    for action in _subcommands()[command]._actions:
+        if not action.option_strings or action.nargs == 0:  # -h, switches
+            continue
+        block = blocks[action.option_strings[0]]
+        assert action.help, f"{command} {action.option_strings[0]} has no help"
+        if action.required:
+            assert "(required)" in block, block
+        elif action.default is not None:
+            assert f"(default: {action.default})" in block, block
+        else:
+            assert "default" in block, f"{command}: say what {block!r} does when not given"

@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import itertools
+import json
+import socket
+
 import httpx
 import pytest
 
-from wanmock.contracts.load import PollPolicy, is_loopback, run_load
+from wanmock.contracts.load import LoadReport, PollPolicy, is_loopback, run_load
 from wanmock.server import Config, FakeClock, create_app
-from wanmock.server.cli import main
+from wanmock.server.cli import build_parser, main
 
 pytestmark = pytest.mark.anyio
 
 
-async def load(policy: PollPolicy = PollPolicy.FIXED, **config: object):  # type: ignore[no-untyped-def]
+async def load(policy: PollPolicy = PollPolicy.FIXED, *, download: bool = True,  # type: ignore[no-untyped-def]
+               **config: object):
     clock = FakeClock()
     app = create_app(Config().replace(server={"seed": 5}, **config), clock=clock)  # type: ignore[arg-type]
     report = await run_load("therouter", "http://127.0.0.1:8000", clients=10, duration=900,
-                            poll_interval=5, policy=policy, clock=clock,
+                            poll_interval=5, policy=policy, clock=clock, download=download,
                             transport=httpx.ASGITransport(app=app))
     return report, app
 
@@ -38,13 +43,13 @@ async def test_a_run_reports_throughput_latency_amplification_and_outcomes() -> 
 
 
 async def test_backoff_polls_less_than_fixed() -> None:
-    fixed, _ = await load(PollPolicy.FIXED)
-    backoff, _ = await load(PollPolicy.BACKOFF)
+    fixed, _ = await load(PollPolicy.FIXED, download=False)
+    backoff, _ = await load(PollPolicy.BACKOFF, download=False)
     assert backoff.summary()["poll_amplification"] < fixed.summary()["poll_amplification"]
 
 
 async def test_errors_are_counted_by_kind_and_retry_after_is_honoured() -> None:
-    report, app = await load(PollPolicy.RETRY_AFTER, faults={"rules": [
+    report, app = await load(PollPolicy.RETRY_AFTER, download=False, faults={"rules": [
         {"fault": "http-503", "rate": 0.1, "operation": "status", "retry_after": 7}]})
     assert report.errors["http-503"] > 0
     flags = [f for e in app.state.wanmock.journal.entries for f in e.flags]
@@ -76,3 +81,179 @@ def test_cli_refuses_remote_and_states_cost(capsys: pytest.CaptureFixture[str]) 
               "--allow-remote", "--max-jobs", "3"])
     captured = capsys.readouterr()
     assert "about $0.144" in captured.out and "add --yes" in captured.err
+
+
+# --- verdicts, back-off, consistent counts, a readable report ---------------------------------
+
+
+class Refusing(httpx.AsyncBaseTransport):
+    """A server that is not there: every request (or every poll) fails to connect.
+
+    Records when, on the fake clock, each failing request was sent."""
+
+    def __init__(self, clock: FakeClock, inner: httpx.AsyncBaseTransport | None = None) -> None:
+        self.clock, self.inner = clock, inner
+        self.refused: list[float] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self.inner is not None and request.method == "POST":
+            return await self.inner.handle_async_request(request)
+        self.refused.append(self.clock.now())
+        raise httpx.ConnectError("connection refused", request=request)
+
+
+def gaps(times: list[float]) -> list[float]:
+    return [round(b - a, 3) for a, b in itertools.pairwise(times)]
+
+
+async def test_connection_errors_back_off_exponentially_up_to_a_cap() -> None:
+    clock = FakeClock()
+    refusing = Refusing(clock)
+    report = await run_load("therouter", "http://127.0.0.1:8000", clients=1, duration=60,
+                            max_jobs=1000, clock=clock, transport=refusing)
+    assert gaps(refusing.refused)[:7] == [0.25, 0.5, 1, 2, 4, 8, 8]
+    assert max(gaps(refusing.refused)) == 8  # capped
+    assert report.connection_errors == len(refusing.refused) < 15  # not a tight loop
+    assert not report.ok
+
+
+async def test_polls_that_get_no_answer_back_off_too() -> None:
+    clock = FakeClock()
+    app = create_app(Config().replace(server={"seed": 5}), clock=clock)
+    refusing = Refusing(clock, inner=httpx.ASGITransport(app=app))  # submits work, polls fail
+    report = await run_load("runcomfy", "http://127.0.0.1:8000", clients=1, duration=60,
+                            max_jobs=1, poll_interval=1, clock=clock, transport=refusing)
+    assert gaps(refusing.refused)[:7] == [1, 1, 1, 2, 4, 8, 8]  # never sooner than the interval
+    assert report.submitted == 1 and report.outcomes == {"unfinished": 1}
+
+
+async def heavy_faults(provider: str, *, duration: float = 400, **kw: object) -> LoadReport:
+    """A run against a server failing every way it can, cut off while jobs are in flight."""
+    clock = FakeClock()
+    rules = [{"fault": "drop", "rate": 0.05},
+             {"fault": "http-503", "rate": 0.1, "operation": "status", "retry_after": 3},
+             {"fault": "truncated-json", "rate": 0.05, "operation": "status"},
+             {"fault": "malformed-json", "rate": 0.1, "operation": "submit"},
+             {"fault": "http-502", "rate": 0.1, "operation": "submit"},
+             {"fault": "malformed-json", "rate": 0.2, "operation": "result"},
+             {"fault": "drop", "rate": 0.3, "operation": "download"}]
+    app = create_app(Config().replace(server={"seed": 7}, faults={"rules": rules},
+                                      lifecycle={"failure_rate": 0.2}), clock=clock)
+    return await run_load(provider, "http://127.0.0.1:8000", clients=8, duration=duration,
+                          poll_interval=5, clock=clock, transport=httpx.ASGITransport(app=app),
+                          **kw)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("provider", ["therouter", "runcomfy"])
+async def test_finished_plus_unfinished_is_submitted_on_every_path(provider: str) -> None:
+    report = await heavy_faults(provider)
+    data = report.summary()
+    assert data["unfinished"] > 0 and data["finished"] > 0  # the run cut jobs off
+    assert {"bad-submit-body", "http-502", "http-503", "ConnectionDropped"} <= set(data["errors"])
+    assert data["finished"] + data["unfinished"] == data["submitted"]
+    assert sum(data["outcomes"].values()) == data["submitted"]
+    assert (f"{data['submitted']} jobs submitted = {data['finished']} finished + "
+            f"{data['unfinished']} unfinished") in report.render()
+    assert json.loads(json.dumps(data)) == data
+
+
+async def test_the_report_is_aligned_tables_not_python_reprs() -> None:
+    report = await heavy_faults("therouter", duration=200)
+    text = report.render()
+    assert "{" not in text and "Counter" not in text and "'" not in text
+    lines = text.splitlines()
+    outcomes = lines[lines.index("  outcome         jobs") + 1:]
+    outcomes = outcomes[:outcomes.index("")]
+    assert [line.split()[0] for line in outcomes] == list(report.summary()["outcomes"])
+    assert len({len(line) for line in outcomes}) == 1  # right-aligned counts
+    header = next(line for line in lines if line.split()[:3] == ["error", "count", "share"])
+    errors = lines[lines.index(header) + 1:]
+    errors = errors[:errors.index("")]
+    assert len({len(line) for line in [header, *errors]}) == 1
+    assert {line.split()[0] for line in errors} == set(report.errors)
+
+
+async def test_the_verdict_follows_the_error_rate() -> None:
+    clean, _ = await load(download=False)
+    assert clean.ok and "PASS: 0.00% of" in clean.render()
+    assert clean.summary()["ok"] is True and clean.summary()["verdict"] is None
+    failing, _ = await load(download=False, faults={"rules": [
+        {"fault": "http-503", "rate": 0.05, "operation": "status", "retry_after": 5}]})
+    assert failing.connection_errors == 0 and failing.error_rate > 0.01
+    assert not failing.ok and "more than the 1.00% allowed" in failing.render()
+    assert failing.summary()["ok"] is False
+    failing.max_error_rate = 0.2
+    assert failing.ok
+    dropped = await heavy_faults("therouter", duration=100, max_error_rate=None)
+    assert dropped.connection_errors and "got no answer" in (dropped.verdict or "")
+    dropped.max_error_rate = 1.0  # an explicit rate counts connection errors like any other
+    assert dropped.ok
+
+
+async def test_no_download_skips_the_images() -> None:
+    clock = FakeClock()
+    app = create_app(Config().replace(server={"seed": 5}), clock=clock)
+    report = await run_load("runcomfy", "http://127.0.0.1:8000", clients=3, duration=400,
+                            poll_interval=5, clock=clock, download=False,
+                            transport=httpx.ASGITransport(app=app))
+    assert report.finished > 0 and {"submit", "poll", "result"} == set(report.latencies)
+    operations = {e.operation for e in app.state.wanmock.journal.entries}
+    assert "download" not in operations
+
+
+def test_live_line_shows_the_current_rate_beside_the_overall_one() -> None:
+    report = LoadReport("therouter", "http://127.0.0.1:8000", 1)
+    for second, total in [(0.0, 0), (0.5, 50), (1.0, 100), (1.5, 100), (2.0, 100)]:
+        report.latencies["poll"].extend([1.0] * (total - report.requests))
+        report.seconds = second
+        line = report.live_line()
+    assert "0.0 req/s now, 50.0 req/s overall" in line
+    report.latencies["poll"].extend([1.0] * 30)
+    report.seconds = 2.5
+    assert "30.0 req/s now" in report.live_line()
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--clients", "0"], "argument --clients: must be a whole number >= 1, got '0'"),
+    (["--duration", "0"], "argument --duration: must be > 0, got 0"),
+    (["--duration", "-5"], "argument --duration: must be > 0, got -5"),
+    (["--max-jobs", "0"], "argument --max-jobs: must be a whole number >= 1"),
+    (["--poll-interval", "0"], "argument --poll-interval: must be > 0"),
+    (["--max-error-rate", "150%"], "argument --max-error-rate: must be between 0 and 1"),
+])
+def test_cli_rejects_empty_runs_naming_the_flag(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["load", "--provider", "therouter", *argv])
+    assert info.value.code == 2 and message in capsys.readouterr().err
+
+
+async def test_run_load_rejects_empty_runs() -> None:
+    with pytest.raises(ValueError, match="clients must be > 0"):
+        await run_load("therouter", "http://127.0.0.1:8000", clients=0)
+    with pytest.raises(ValueError, match="duration must be > 0"):
+        await run_load("therouter", "http://127.0.0.1:8000", duration=-1)
+    with pytest.raises(ValueError, match="unknown provider 'x'; known: runcomfy, therouter"):
+        await run_load("x", "http://127.0.0.1:8000")
+
+
+def test_cli_flags_reach_the_run() -> None:
+    args = build_parser().parse_args(["load", "--provider", "therouter", "--no-download",
+                                      "--max-error-rate", "5%"])
+    assert args.download is False and args.max_error_rate == 0.05
+    assert build_parser().parse_args(["load", "--provider", "therouter"]).download is True
+
+
+def test_cli_exits_non_zero_when_the_server_cannot_be_reached(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    code = main(["load", "--provider", "therouter", "--base-url", f"http://127.0.0.1:{port}",
+                 "--clients", "1", "--max-jobs", "1", "--json"])
+    data = json.loads(capsys.readouterr().out)
+    assert code == 1
+    assert data["ok"] is False and data["connection_errors"] == 1
+    assert data["errors"] == {"ConnectError": 1} and data["submitted"] == 0

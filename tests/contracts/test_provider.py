@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import socket
 from collections.abc import Callable
 
 import httpx
 import pytest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from wanmock.contracts.provider import verify_provider
+from wanmock.contracts.provider import admin_clock_wait, clock_mode_problem, verify_provider
 from wanmock.server import Config, FakeClock, create_app
 from wanmock.server.cli import main
 from wanmock.server.web.serve import LiveServer
@@ -124,3 +126,220 @@ def test_verify_cli_exits_non_zero_on_failure(capsys: pytest.CaptureFixture[str]
                      "--fake-clock", "--max-jobs", "1"])
     assert code == 1
     assert "request_id must be of type string" in capsys.readouterr().out
+
+
+# --- a report, never a crash -------------------------------------------------------------------
+
+
+async def script(app: ASGIApp, provider: str, operation: str, *responses: object) -> None:
+    """Queue faults on one endpoint through the admin API, as a user would."""
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://127.0.0.1:8000") as admin:
+        answer = await admin.post("/__admin/script", json={
+            "provider": provider, "operation": operation, "responses": list(responses)})
+        assert answer.status_code == 200, answer.text
+
+
+async def test_progress_is_reported_as_each_check_runs(clock: FakeClock) -> None:
+    lines: list[str] = []
+    report = await run(create_app(Config().replace(server={"seed": 1}), clock=clock), clock,
+                       "therouter", progress=lines.append)
+    assert report.ok, report.render()
+    lifecycle = "submit, poll to a terminal state, fetch the result"
+    start, end = lines.index(f"....  {lifecycle}"), lines.index(f"PASS  {lifecycle}")
+    polls = [line.strip() for line in lines[start:end] if line.strip().startswith("poll ")]
+    assert polls[0] == "poll 1: queued after 0 s" and polls[-1].endswith(
+        "succeeded after " + polls[-1].rsplit(" ", 2)[1] + " s")
+    assert len(polls) >= 7  # 30-180 s jobs, polled every 5 s
+    assert lines[0] == "....  bad auth is answered in the documented error shape"
+    assert lines[-1] == "PASS  cancel follows the provider's rules"
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_429_and_503_are_waited_out_as_retry_after_asks(
+    provider: str, clock: FakeClock
+) -> None:
+    app = create_app(Config().replace(server={"seed": 1}), clock=clock)
+    await script(app, provider, "status", {"fault": "http-503", "retry_after": 7},
+                 {"fault": "http-429", "retry_after": 11})
+    waits: list[float] = []
+
+    async def wait(seconds: float) -> None:
+        waits.append(seconds)
+        clock.advance(seconds)
+
+    report = await verify_provider(provider, "http://127.0.0.1:8000", "key", wait=wait,
+                                   transport=httpx.ASGITransport(app=app))
+    assert report.ok, report.render()
+    assert waits[:2] == [7, 11]
+    assert report.retries == {503: 1, 429: 1}
+    assert "retried 2 requests answered 429 x1, 503 x1 (waited 18 s in all, honouring " \
+           "Retry-After)" in report.render()
+    flags = [f for e in app.state.wanmock.journal.entries for f in e.flags]  # type: ignore[attr-defined]
+    assert "ignored-retry-after" not in flags
+
+
+async def test_the_rate_limited_preset_passes_a_polite_verifier(clock: FakeClock) -> None:
+    app = create_app(Config().replace(server={"seed": 1}).with_preset("rate-limited"),
+                     clock=clock)
+    report = await run(app, clock, "runcomfy", poll_interval=0.5)  # over its 10 polls per 10 s
+    assert report.ok, report.render()
+    assert report.retries[429] >= 1 and "429 x" in report.render()
+
+
+async def test_retries_are_bounded_then_the_answer_is_judged(clock: FakeClock) -> None:
+    app = create_app(Config().replace(server={"seed": 1}), clock=clock)
+    await script(app, "therouter", "status", *["http-503"] * 6)
+    report = await run(app, clock, "therouter", max_jobs=1)
+    failure = report.failures()[0]
+    assert failure.name == "an unknown id is answered 404 in the documented shape"
+    assert "answered 503, expected 404" in failure.detail
+    assert "retried 3 requests answered 503 x3" in failure.detail
+
+
+async def test_a_retry_after_longer_than_the_limit_is_not_waited(clock: FakeClock) -> None:
+    app = create_app(Config().replace(server={"seed": 1}), clock=clock)
+    await script(app, "therouter", "status", "pass", {"fault": "http-503", "retry_after": 3600})
+    report = await run(app, clock, "therouter", max_jobs=1)
+    assert "poll answered 503" in report.failures()[0].detail
+    assert not report.retries
+
+
+async def test_a_run_past_its_timeout_fails_the_running_check_saying_so(
+    clock: FakeClock,
+) -> None:
+    async def stuck(seconds: float) -> None:
+        await asyncio.Event().wait()  # time never passes: only the timeout ends this
+
+    report = await verify_provider("runcomfy", "http://127.0.0.1:8000", "key", wait=stuck,
+                                   transport=httpx.ASGITransport(app=create_app(clock=clock)),
+                                   timeout=0.2)
+    assert [r.outcome for r in report.results] == ["pass", "pass", "pass", "fail", "skip"]
+    lifecycle, cancel = report.results[3:]
+    assert lifecycle.detail.startswith("timed out: the whole run may take 0.2 s of real time")
+    assert "ran out while waiting 5 s to poll job" in lifecycle.detail
+    assert "(poll 1 saw queued, 0 s waited)" in lifecycle.detail
+    assert cancel.detail == "not run: the timeout ran out"
+
+
+async def test_a_409_from_the_admin_clock_is_a_fail_line(clock: FakeClock) -> None:
+    real = create_app(Config().replace(server={"seed": 1}))  # a real (scaled) clock
+    transport = httpx.ASGITransport(app=real)
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as admin:
+        report = await verify_provider("therouter", "http://127.0.0.1:8000", "key",
+                                       wait=admin_clock_wait(admin), transport=transport,
+                                       max_jobs=1)
+    (failure,) = report.failures()
+    assert failure.detail.startswith("advancing the server's clock failed: POST "
+                                     "/__admin/clock/advance answered 409: the clock is real")
+
+
+async def test_a_missing_field_is_a_fail_line_naming_it(clock: FakeClock) -> None:
+    app = rewrite(create_app(clock=clock), lambda path, body: {
+        k: v for k, v in body.items() if k != "unsigned_urls"} if "unsigned_urls" in body
+        else None)
+    report = await run(app, clock, "therouter", max_jobs=1)
+    (failure,) = report.failures()
+    assert "lacks 'unsigned_urls'" in failure.detail
+
+
+async def test_a_body_that_is_not_json_is_a_fail_line(clock: FakeClock) -> None:
+    app = create_app(Config().replace(server={"seed": 1}), clock=clock)
+    await script(app, "runcomfy", "cancel", "truncated-json")
+    report = await run(app, clock, "runcomfy")
+    (failure,) = report.failures()
+    assert failure.name == "cancel follows the provider's rules"
+    assert "body is not valid JSON" in failure.detail
+
+
+@pytest.mark.parametrize("seed", [1, 4, 12])
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_the_flaky_preset_gets_a_report_never_a_traceback(
+    provider: str, seed: int, clock: FakeClock
+) -> None:
+    app = create_app(Config().replace(server={"seed": seed}).with_preset("flaky"), clock=clock)
+    report = await run(app, clock, provider)
+    assert len(report.results) == 5
+    assert all(r.detail for r in report.failures())
+
+
+def test_cli_connection_refused_is_a_fail_line(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    code = main(["verify", "--provider", "therouter", "--base-url", f"http://127.0.0.1:{port}"])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert (f"FAIL  bad auth is answered in the documented error shape\n"
+            f"        cannot connect to http://127.0.0.1:{port}: connection refused") in out
+    assert "not run: the server could not be reached" in out
+
+
+@pytest.mark.parametrize(("url", "why"), [
+    ("localhost:8000", "Request URL has an unsupported protocol 'localhost://'; write it with "
+                       "a scheme: 'http://localhost:8000'"),
+    ("127.0.0.1", "Request URL is missing an 'http://' or 'https://' protocol; write it with "
+                  "a scheme: 'http://127.0.0.1'"),
+    ("http://[::1", "Invalid"),
+])
+@pytest.mark.parametrize("fake_clock", [[], ["--fake-clock"]])
+def test_cli_a_bad_url_is_a_fail_line(
+    url: str, why: str, fake_clock: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["verify", "--provider", "runcomfy", "--base-url", url, *fake_clock])
+    assert code == 1
+    assert f"FAIL  bad auth is answered in the documented error shape\n        bad base URL " \
+           f"{url!r}: {why}" in capsys.readouterr().out
+
+
+def test_cli_prints_progress_to_stderr_and_the_report_to_stdout(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    app = create_app(Config().replace(server={"seed": 2}), clock=FakeClock())
+    with LiveServer(app) as server:
+        code = main(["verify", "--provider", "therouter", "--base-url", server.url,
+                     "--fake-clock", "--max-jobs", "1", "--timeout", "60"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.out
+    assert "  ....  an invalid body is a 4xx naming the field" in captured.err
+    assert "    poll 1: queued after 0 s" in captured.err
+    assert "poll 1" not in captured.out and "4 passed, 0 failed" in captured.out
+
+
+def test_cli_refuses_a_fake_clock_server_without_fake_clock(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    server = LiveServer(create_app(clock=FakeClock()))
+    with server, pytest.raises(SystemExit) as info:
+        main(["verify", "--provider", "therouter", "--base-url", server.url, "--timeout", "5"])
+    assert info.value.code == 2
+    assert "runs a fake clock" in (err := capsys.readouterr().err) and "add --fake-clock" in err
+
+
+def test_cli_refuses_fake_clock_against_a_real_clock_server(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    server = LiveServer(create_app(Config().replace(server={"time_scale": 1000})))
+    with server, pytest.raises(SystemExit) as info:
+        main(["verify", "--provider", "runcomfy", "--base-url", server.url, "--fake-clock",
+              "--timeout", "5"])
+    assert info.value.code == 2
+    assert "runs a real clock" in (err := capsys.readouterr().err) and "drop --fake-clock" in err
+
+
+async def test_the_clock_probe_judges_servers_without_an_admin_api() -> None:
+    from starlette.applications import Starlette
+
+    provider = httpx.ASGITransport(app=Starlette())  # answers 404 everywhere, like a real API
+    url = "http://127.0.0.1:8000"
+    assert await clock_mode_problem(url, fake_clock=False, transport=provider) is None
+    refusal = await clock_mode_problem(url, fake_clock=True, transport=provider)
+    assert refusal is not None and "answered 404" in refusal and "drop --fake-clock" in refusal
+    fake = httpx.ASGITransport(app=create_app(clock=FakeClock()))
+    assert await clock_mode_problem(url, fake_clock=True, transport=fake) is None
+    assert await clock_mode_problem("http://127.0.0.1:1", fake_clock=True) is None  # unreachable
+
+
+async def test_an_unknown_provider_is_an_error_listing_the_known_ones() -> None:
+    with pytest.raises(ValueError, match="unknown provider 'dashscop'; known: runcomfy, therouter"):
+        await verify_provider("dashscop", "http://127.0.0.1:8000", "key")
