@@ -257,7 +257,7 @@ class Autojump:
         while not self._stop.wait(tick):
             app = self.server.app
             state = (app.started, app.clock.now())
-            if not self.server.quiet():
+            if self._target() is None or not self.server.quiet():  # the cheap test first
                 seen = None
                 continue
             if state != seen:  # quiet, but something happened since: start counting again

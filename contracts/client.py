@@ -39,7 +39,9 @@ from wanmock.server.vocab import FaultKind, Operation
 
 from . import assertions
 from .autojump import Autojump, TrackedServer, Watched
-from .simtime import ClientHung, Timeline, simulated, unroute
+from .simtime import ClientHung, Timeline, real_time, simulated, unroute
+
+_real_monotonic, _real_sleep = real_time()
 
 __all__ = ["SCENARIOS", "ClientHung", "ClientReport", "Problem", "Scenario", "ScenarioResult",
            "Thresholds", "check_client"]
@@ -281,7 +283,9 @@ class _Stage:
             except asyncio.CancelledError:
                 outcome.append("hung" if timeline.hung else "raised CancelledError")
             except Exception as exc:  # the client reported a failure: that is an outcome
-                outcome.append(f"raised {type(exc).__name__}: {str(exc)[:120]}")
+                # the port differs from run to run; the report should not
+                message = str(exc).replace(url, "<base_url>")[:120]
+                outcome.append(f"raised {type(exc).__name__}: {message}")
             finally:
                 route(None)
 
@@ -296,7 +300,7 @@ class _Stage:
             outcome.append(f"hung (no answer within {real_timeout:g} s real time; does it "
                            "sleep or wait in a way wanmock cannot simulate?)")
         end = self.clock.now()
-        self.watched.release()
+        self._settle(server)
         journal = self.rt.journal
         keys = journal.keys()
         return ScenarioResult(
@@ -307,6 +311,18 @@ class _Stage:
             polls=sum(k.polls for k in keys), retries=sum(k.retries for k in keys),
             job_ids=tuple(s.job_id for s in journal.jobs()))
 
+
+    def _settle(self, server: TrackedServer) -> None:
+        """Let the server finish what the client started: the journal records a request after
+        its answer went out, so the client may have returned before its last request was
+        recorded; requests still parked on the clock (the client gave up on them) are woken
+        and answered too. Bounded in real time: a stuck server must not hang the check."""
+        deadline = _real_monotonic() + 2.0
+        while not server.quiet() and _real_monotonic() < deadline:
+            _real_sleep(0.0005)
+        self.watched.release()
+        while self.watched.in_flight and _real_monotonic() < deadline:
+            _real_sleep(0.0005)
 
     def _unfinished(self, at: float) -> Callable[[str], bool]:
         """Whether a job was still queued or running at ``at`` (the server's truth, not what

@@ -57,10 +57,6 @@ _NAMES = ("sleep", "time", "time_ns", "monotonic", "monotonic_ns", "perf_counter
 #: The real functions (kept in a dict: a module attribute would itself be rebound).
 _REAL: dict[str, Callable[..., Any]] = {name: getattr(time, name) for name in _NAMES}
 
-#: How long a client waits for the server to become quiet before time moves anyway (real s):
-#: a server that never settles must not hang the check.
-_SETTLE = 1.0
-
 
 class ClientHung(BaseException):
     """Raised inside a client that is still waiting past the simulated deadline.
@@ -121,15 +117,13 @@ class Timeline:
             self.hung = True
             raise ClientHung(f"still waiting {now - self._sim0:.0f} simulated seconds in")
         target = now + seconds
-        settle_by = _REAL["monotonic"]() + _SETTLE
         try:
             while self.clock.now() < target:
                 with self.lock:
                     self.waiting = True
-                    if self.server.quiet() or _REAL["monotonic"]() > settle_by:
+                    if self.server.quiet():
                         parked = self.clock.next_deadline()
                         self.clock.jump_to(target if parked is None else min(target, parked))
-                        settle_by = _REAL["monotonic"]() + _SETTLE
                         continue
                 _REAL["sleep"](0.0002)  # the server is finishing a request: let it
         finally:
@@ -152,19 +146,21 @@ class Timeline:
     def idle(self, poll: Callable[[float], list[Any]], timeout: float | None) -> list[Any]:
         """The loop has nothing to do until an I/O event or ``timeout`` simulated seconds.
 
-        Waits for real while the server works; once the server is quiet, jumps the clock to the
-        loop's next timer or the server's next parked deadline, whichever comes first."""
+        Waits for real while the server works; once the server is quiet *and then* none of the
+        client's sockets is ready (an answer sent just before the server went quiet must be
+        read before any timer fires), jumps the clock to the loop's next timer or the server's
+        next parked deadline, whichever comes first. A server that never goes quiet makes the
+        client wait in real time (and the scenario's real-time bound reports it)."""
         target = None if timeout is None else self.clock.now() + max(timeout, 1e-6)
-        settle_by = _REAL["monotonic"]() + _SETTLE
         while True:
             wait = 0.0005  # the server is working: look again soon
             with self.lock:
                 self.waiting = True
                 try:
-                    if self.hung:
-                        pass
-                    elif self.server.quiet() or (
-                            target is not None and _REAL["monotonic"]() > settle_by):
+                    if not self.hung and self.server.quiet():
+                        ready = poll(0)
+                        if ready:
+                            return ready
                         parked = self.clock.next_deadline()
                         steps = [t for t in (target, parked) if t is not None]
                         if steps:
@@ -256,13 +252,14 @@ def _rebind(old: dict[str, Callable[..., Any]], new: dict[str, Callable[..., Any
     """Every module attribute holding one of ``old`` now holds its counterpart in ``new``.
 
     Standard-library modules other than ``time`` keep their copies: their timeouts wait on real
-    locks and selectors."""
+    locks and selectors. So do wanmock's own modules: the harness waits in real time."""
     by_id = {id(function): name for name, function in old.items()}
     stdlib = sys.stdlib_module_names
     for module_name, module in list(sys.modules.items()):
         if not isinstance(module, types.ModuleType):
             continue
-        if module_name != "time" and module_name.partition(".")[0] in stdlib:
+        top = module_name.partition(".")[0]
+        if module_name != "time" and (top in stdlib or top == "wanmock"):
             continue
         namespace = module.__dict__
         for attr, value in list(namespace.items()):
@@ -304,6 +301,11 @@ def simulated() -> Iterator[Callable[[Timeline | None], None]]:
         for ident in routed:
             _ROUTER.routes.pop(ident, None)
         _ROUTER.exit()
+
+
+def real_time() -> tuple[Callable[[], float], Callable[[float], None]]:
+    """The real ``time.monotonic`` and ``time.sleep``, whatever is installed now."""
+    return _REAL["monotonic"], _REAL["sleep"]
 
 
 def unroute(thread: threading.Thread) -> None:
