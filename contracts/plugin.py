@@ -144,7 +144,11 @@ def _marker(request: pytest.FixtureRequest) -> tuple[Config, MarkerOptions]:
         config = Config().with_preset(preset) if preset else Config()
         config = config.replace(server=server, **options)
     except ConfigError as exc:
-        pytest.fail(f"@pytest.mark.wanmock: {exc}", pytrace=False)
+        problem = str(exc)
+    else:
+        problem = ""
+    if problem:  # failed outside the ``except``: the report shows the reason, not a chain
+        pytest.fail(f"@pytest.mark.wanmock: {problem}", pytrace=False)
     return config, MarkerOptions(clock=clock, autojump_threshold=float(threshold),
                                  strict=strict)
 

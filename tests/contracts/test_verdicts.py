@@ -118,7 +118,7 @@ def essence(report: ClientReport, deterministic: bool) -> dict[str, tuple[Any, .
     found = {}
     for r in report.results:
         counts = (r.rules, r.requests, r.polls, r.retries, r.job_ids)
-        found[r.scenario.name] = (counts + (r.outcome, round(r.simulated_seconds, 6))
+        found[r.scenario.name] = ((*counts, r.outcome, round(r.simulated_seconds, 6))
                                   if deterministic else counts)
     return found
 
