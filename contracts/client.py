@@ -43,8 +43,8 @@ from .simtime import ClientHung, Timeline, real_time, simulated, unroute
 
 _real_monotonic, _real_sleep = real_time()
 
-__all__ = ["SCENARIOS", "ClientHung", "ClientReport", "Problem", "Scenario", "ScenarioResult",
-           "Thresholds", "check_client"]
+__all__ = ["RULES", "SCENARIOS", "ClientHung", "ClientReport", "Problem", "Scenario",
+           "ScenarioResult", "Thresholds", "check_client"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -31,7 +31,8 @@ thread never see simulated time, and scenario order cannot matter: every scenari
 clock, loop and route.
 
 What is not simulated: standard-library modules' private copies (``threading``'s timeouts wait
-on real locks and must stay real), and threads a client starts itself.
+on real locks and must stay real), threads a client starts itself, and an event loop a *sync*
+client starts itself (``asyncio.run`` inside it): give ``check_client`` the ``async def`` instead.
 """
 
 from __future__ import annotations
@@ -87,7 +88,9 @@ class Timeline:
         self._mono0: float = _REAL["monotonic"]()
         self._perf0: float = _REAL["perf_counter"]()
 
-    # The time functions as the routed thread sees them.
+    # The time functions as the routed thread sees them: ``time.time`` is the simulated Unix
+    # time; ``monotonic`` and ``perf_counter`` continue the real ones from when the timeline
+    # was made, moving only with simulated time.
 
     def time(self) -> float:
         return self.clock.now()
@@ -146,18 +149,20 @@ class Timeline:
     def idle(self, poll: Callable[[float], list[Any]], timeout: float | None) -> list[Any]:
         """The loop has nothing to do until an I/O event or ``timeout`` simulated seconds.
 
-        Waits for real while the server works; once the server is quiet *and then* none of the
-        client's sockets is ready (an answer sent just before the server went quiet must be
-        read before any timer fires), jumps the clock to the loop's next timer or the server's
-        next parked deadline, whichever comes first. A server that never goes quiet makes the
-        client wait in real time (and the scenario's real-time bound reports it)."""
+        Waits for real while the server works or threads work for the loop; once the server is
+        quiet *and then* none of the client's sockets is ready (an answer sent just before the
+        server went quiet must be read before any timer fires), jumps the clock to the loop's
+        next timer or the server's next parked deadline, whichever comes first. A server that
+        never goes quiet makes the client wait in real time (and the scenario's real-time bound
+        reports it)."""
         target = None if timeout is None else self.clock.now() + max(timeout, 1e-6)
         while True:
             wait = 0.0005  # the server is working: look again soon
             with self.lock:
                 self.waiting = True
                 try:
-                    if not self.hung and self.server.quiet():
+                    if (not self.hung and not self._threads_busy()
+                            and self.server.quiet()):
                         ready = poll(0)
                         if ready:
                             return ready
@@ -176,6 +181,10 @@ class Timeline:
             ready = poll(wait)
             if ready:
                 return ready
+
+    def _threads_busy(self) -> bool:
+        loop = self._loop
+        return isinstance(loop, _VirtualLoop) and loop.waits_on_threads()
 
     def _hang(self) -> None:
         """The client would wait past ``hang_at``: cancel everything it runs."""
@@ -200,14 +209,38 @@ class _VirtualSelector(selectors.DefaultSelector):
 
 
 class _VirtualLoop(asyncio.SelectorEventLoop):
-    """An event loop whose time is the timeline's simulated monotonic clock."""
+    """An event loop whose time is the timeline's simulated monotonic clock, and which knows
+    when it is waiting for work in threads (real time: no jump may overtake it)."""
 
     def __init__(self, timeline: Timeline) -> None:
         self._timeline = timeline
+        self._in_threads = 0
         super().__init__(_VirtualSelector(timeline))
 
     def time(self) -> float:
         return self._timeline.monotonic()
+
+    def run_in_executor(self, executor: Any, func: Any, *args: Any) -> asyncio.Future[Any]:
+        # getaddrinfo, asyncio.to_thread and friends: count them until their answer is back
+        future = super().run_in_executor(executor, func, *args)
+        self._in_threads += 1
+        future.add_done_callback(self._thread_done)
+        return future
+
+    def _thread_done(self, future: asyncio.Future[Any]) -> None:
+        self._in_threads -= 1
+
+    def waits_on_threads(self) -> bool:
+        """Work handed to threads is still running (``run_in_executor``, anyio's workers)."""
+        if self._in_threads:
+            return True
+        to_thread = sys.modules.get("anyio.to_thread")
+        if to_thread is None:
+            return False
+        try:
+            return bool(to_thread.current_default_thread_limiter().borrowed_tokens)
+        except Exception:  # anyio not running on this loop: no anyio worker threads either
+            return False
 
 
 class _Router:

@@ -172,6 +172,32 @@ def test_concurrent_tasks_see_no_spurious_timeout() -> None:
     assert result.passed, result.problems
 
 
+def test_work_in_threads_is_not_overtaken_by_a_jump() -> None:
+    """Threads working for the loop (getaddrinfo, ``asyncio.to_thread``, anyio's workers) take
+    real time; the clock must not jump past a timeout while they do."""
+
+    def blocking_call() -> str:
+        threading.Event().wait(0.02)  # a real blocking call (a file read, a DNS lookup)
+        return "done"
+
+    async def client(base_url: str, api_key: str, prompt: str) -> Any:
+        with anyio.fail_after(1):
+            await anyio.to_thread.run_sync(blocking_call)
+        await asyncio.wait_for(asyncio.to_thread(blocking_call), 1)
+        async with httpx.AsyncClient(base_url=base_url, timeout=1,
+                                     headers={"authorization": "Bearer k"}) as http:
+            job = (await http.post("/v1/images/generations", params={"async": "true"},
+                                   json={"model": "wan/wan2.2-t2i-flash",
+                                         "prompt": prompt})).json()
+            while job["status"] != "succeeded":
+                await asyncio.sleep(5)
+                job = (await http.get(f"/v1/jobs/{job['id']}")).json()
+            return job
+
+    result = check_client(client, provider="therouter", scenarios=[QUICK]).results[0]
+    assert result.outcome == "returned" and result.passed, result
+
+
 def test_an_answer_already_sent_is_read_before_any_timer_fires() -> None:
     """The race behind spurious timeouts: the answer lands in the client's socket just before
     the server goes quiet. The loop must read it rather than jump to its read timeout."""
