@@ -38,6 +38,7 @@ client starts itself (``asyncio.run`` inside it): give ``check_client`` the ``as
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import selectors
 import sys
 import threading
@@ -45,13 +46,15 @@ import time
 import types
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from wanmock.server.clock import FakeClock
 
 from .autojump import TrackedServer
 
-__all__ = ["ClientHung", "Timeline", "simulated"]
+__all__ = ["ClientHung", "Timeline", "real_time", "simulated", "unroute"]
+
+_T = TypeVar("_T")
 
 _NAMES = ("sleep", "time", "time_ns", "monotonic", "monotonic_ns", "perf_counter",
           "perf_counter_ns")
@@ -220,7 +223,9 @@ class _VirtualLoop(asyncio.SelectorEventLoop):
     def time(self) -> float:
         return self._timeline.monotonic()
 
-    def run_in_executor(self, executor: Any, func: Any, *args: Any) -> asyncio.Future[Any]:
+    def run_in_executor(  # type: ignore[override]  # the typeshed signature is generic
+        self, executor: concurrent.futures.Executor | None, func: Callable[..., _T], *args: Any,
+    ) -> asyncio.Future[_T]:
         # getaddrinfo, asyncio.to_thread and friends: count them until their answer is back
         future = super().run_in_executor(executor, func, *args)
         self._in_threads += 1
