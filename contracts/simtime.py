@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import math
 import selectors
 import sys
 import threading
@@ -88,8 +89,11 @@ class Timeline:
         self.looping = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._sim0 = clock.now()
-        self._mono0: float = _REAL["monotonic"]()
-        self._perf0: float = _REAL["perf_counter"]()
+        # Whole seconds: ``origin + elapsed`` is then exact for elapsed times like 5 s or
+        # 0.25 s, so the same client makes the same comparisons (``elapsed < 600``) in every
+        # run; a fractional origin would round differently from run to run.
+        self._mono0 = float(math.floor(_REAL["monotonic"]()))
+        self._perf0 = float(math.floor(_REAL["perf_counter"]()))
 
     # The time functions as the routed thread sees them: ``time.time`` is the simulated Unix
     # time; ``monotonic`` and ``perf_counter`` continue the real ones from when the timeline
