@@ -22,6 +22,7 @@ directly.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import inspect
 import threading
@@ -236,8 +237,13 @@ def check_client(
         return ClientReport(provider, [], thresholds)
     stages = [_Stage(s, seed) for s in scenarios]
     results = []
-    with simulated() as route, TrackedServer(stages[0].watched) as server:
-        for stage in stages:
+    with simulated() as route, contextlib.ExitStack() as servers:
+        server = servers.enter_context(TrackedServer(stages[0].watched))
+        for previous, stage in zip([None, *stages], stages, strict=False):
+            if previous is not None and previous.abandoned:
+                # its client is still running and may still talk to this server: the next
+                # scenarios get a server of their own, out of its reach
+                server = servers.enter_context(TrackedServer(stage.watched))
             server.serve(stage.watched)
             results.append(stage.run(generate, server, route, provider, thresholds, api_key,
                                      prompt, real_timeout))
@@ -260,6 +266,8 @@ class _Stage:
         if scenario.script:
             self.rt.faults.script(scenario.script, operation=Operation.STATUS)
         self.watched = Watched(app, self.clock)
+        #: The client was still running when the scenario's real-time bound ran out.
+        self.abandoned = False
 
     def run(self, generate: Callable[..., Any], server: TrackedServer,
             route: Callable[[Timeline | None], None], provider: str, thresholds: Thresholds,
@@ -282,7 +290,7 @@ class _Stage:
                 outcome.append("hung")
             except asyncio.CancelledError:
                 outcome.append("hung" if timeline.hung else "raised CancelledError")
-            except Exception as exc:  # the client reported a failure: that is an outcome
+            except BaseException as exc:  # the client reported a failure: that is an outcome
                 # the port differs from run to run; the report should not
                 message = str(exc).replace(url, "<base_url>")[:120]
                 outcome.append(f"raised {type(exc).__name__}: {message}")
@@ -297,6 +305,7 @@ class _Stage:
             worker.join(real_timeout)
         if worker.is_alive():
             unroute(worker)
+            self.abandoned = True
             outcome.append(f"hung (no answer within {real_timeout:g} s real time; does it "
                            "sleep or wait in a way wanmock cannot simulate?)")
         end = self.clock.now()
@@ -310,7 +319,6 @@ class _Stage:
             journal.total, end - start,
             polls=sum(k.polls for k in keys), retries=sum(k.retries for k in keys),
             job_ids=tuple(s.job_id for s in journal.jobs()))
-
 
     def _settle(self, server: TrackedServer) -> None:
         """Let the server finish what the client started: the journal records a request after

@@ -294,6 +294,34 @@ def test_scenarios_get_distinct_seeds_whatever_their_order() -> None:
     assert ids == {r.scenario.name: r.job_ids for r in backward.results}
 
 
+def test_a_client_left_running_cannot_reach_the_next_scenario() -> None:
+    """A client still running when its scenario's real-time bound ran out (stuck on something
+    not simulated) must not pollute the next scenario's journal."""
+    released, stale_done = threading.Event(), threading.Event()
+    urls: list[str] = []
+
+    def client(base_url: str, api_key: str, prompt: str) -> Any:
+        urls.append(base_url)
+        if len(urls) == 1:  # the first scenario: blocked on a real wait, then it submits
+            released.wait(30)
+            with httpx.Client(base_url=base_url, headers={"authorization": "Bearer k"}) as http:
+                for _ in range(10):
+                    http.post("/v1/images/generations", params={"async": "true"},
+                              json={"model": "wan/wan2.2-t2i-flash", "prompt": prompt})
+            stale_done.set()
+            return None
+        released.set()  # the second: let the first one loose, then behave
+        stale_done.wait(30)
+        return generate_therouter(base_url, api_key, prompt)
+
+    report = check_client(client, provider="therouter", scenarios=only("stuck", "success"),
+                          real_timeout=1.5)
+    first, second = report.results
+    assert first.outcome.startswith("hung (no answer within 1.5 s real time")
+    assert second.passed, report.render()
+    assert len(second.job_ids) == 1 and urls[0] != urls[1]
+
+
 def test_two_checks_at_once_in_two_threads() -> None:
     """Routing is per thread and the wrappers are reference-counted: two concurrent checks
     each see their own clock, and the originals are back once both are done."""
