@@ -120,12 +120,15 @@ class Timeline:
     def sleep(self, seconds: float) -> None:
         """``time.sleep`` on the simulated clock: returns once it reached now + ``seconds``."""
         seconds = float(seconds)
-        if seconds < 0:
-            raise ValueError("sleep length must be non-negative")
+        if not seconds >= 0:
+            raise ValueError(f"sleep length must be non-negative, got {seconds!r}")
         now = self.clock.now()
-        if now >= self.hang_at:
+        if now + seconds > self.hang_at:  # (a sleep of ``inf`` too): wait until then, no more
+            if now < self.hang_at:
+                self.sleep(self.hang_at - now)
             self.hung = True
-            raise ClientHung(f"still waiting {now - self._sim0:.0f} simulated seconds in")
+            raise ClientHung(f"still waiting {self.hang_at - self._sim0:.0f} simulated seconds "
+                             "in")
         target = now + seconds
         try:
             while self.clock.now() < target:

@@ -237,6 +237,19 @@ def test_an_async_client_that_never_gives_up_is_stopped_as_hung() -> None:
     assert result.simulated_seconds <= 2400
 
 
+def test_a_sync_client_sleeping_forever_is_stopped_as_hung() -> None:
+    def client(base_url: str, api_key: str, prompt: str) -> Any:
+        with httpx.Client(base_url=base_url, headers={"authorization": "Bearer k"}) as http:
+            http.post("/v1/images/generations", params={"async": "true"},
+                      json={"model": "wan/wan2.2-t2i-flash", "prompt": prompt})
+        time.sleep(float("inf"))
+
+    result = check_client(client, provider="therouter", scenarios=only("stuck"),
+                          thresholds=Thresholds(max_give_up=600)).results[0]
+    assert result.outcome == "hung" and result.simulated_seconds == 1200
+    assert result.rules == {"hung"}  # it asked nothing after submitting: not "gave up late"
+
+
 def test_unknown_provider_is_an_error_listing_the_known_ones() -> None:
     with pytest.raises(ConfigError, match=r"unknown provider 'runcomfi'; did you mean "
                                           r"'runcomfy'\? valid: runcomfy, therouter"):
