@@ -2,21 +2,46 @@
 
 Fixtures (all fresh per test):
 
-* ``wanmock_clock`` — the :class:`~wanmock.server.FakeClock`; ``wanmock_clock.advance(60)``.
-* ``wanmock_config`` — the :class:`~wanmock.server.Config`; override it, or use
-  ``@pytest.mark.wanmock(preset="flaky", seed=3, lifecycle={...})``.
+* ``wanmock_clock`` — the fake's clock: a :class:`~wanmock.server.FakeClock` (``advance(60)``),
+  or a scaled :class:`~wanmock.server.RealClock` with ``clock="real"``.
+* ``wanmock_config`` — the :class:`~wanmock.server.Config`, set with the marker (below).
 * ``wanmock_app`` — the in-process ASGI app (use with ``httpx.ASGITransport``).
 * ``wanmock_server`` — the same app on a real uvicorn socket; ``wanmock_server.url``.
 * ``wanmock_base_url`` — that URL, for clients that take a base URL.
 * ``wanmock_journal`` — what clients did; judge it with :mod:`wanmock.contracts.assertions`.
 * ``wanmock_faults`` — script the next responses: ``wanmock_faults.script(["http-503"])``.
 
-Tests marked ``smoke`` talk to the real providers: they run only when selected
+The marker ``@pytest.mark.wanmock(...)`` takes ``preset``, ``seed``, any config section
+(``lifecycle={...}``, ``server={...}``, ``faults={...}``, ...) and:
+
+* ``clock`` — how simulated time moves while the live server runs:
+
+  - ``"autojump"`` (the default): a fake clock that advances when the client waits. Once the
+    server has been quiet for ``autojump_threshold`` real seconds (no request being worked on;
+    those parked on the clock — TheRouter's sync mode, injected delays — do not count), the
+    clock jumps to the earliest parked deadline or the next phase change of an unfinished job.
+    ``OpenAI(base_url=wanmock_base_url + "/v1").images.generate(...)`` returns at once, and a
+    poller that really sleeps sees its job progress at every poll.
+  - ``"manual"``: a fake clock that moves only by ``wanmock_clock.advance`` (step-by-step
+    tests; a request parked on the clock waits until you advance it).
+  - ``"real"``: a real clock sped up by ``server={"time_scale": N}`` (the default when
+    ``time_scale`` is given): ``time_scale=1000`` turns a 60 s job into 60 ms.
+
+* ``autojump_threshold`` — real seconds of quiet before a jump (default 0.02).
+* ``strict`` — teardown checks (default ``True``): a test fails if a fault it scripted was never
+  served, if the journal dropped evidence (more jobs or keys than ``journal.max_jobs`` /
+  ``max_keys``: verdicts would be incomplete), or if the fake logged an internal error. The
+  journal's ring buffer may overflow freely: nothing is judged from it.
+
+An unknown marker key, or a bad value, is an error at the test's setup naming it and the valid
+ones. Tests marked ``smoke`` talk to the real providers: they run only when selected
 (``pytest -m smoke``) and the provider's key is set.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -25,16 +50,36 @@ import pytest
 if TYPE_CHECKING:  # imported lazily: the plugin loads on every pytest run
     from starlette.applications import Starlette
 
-    from wanmock.server import Config, FakeClock
+    from wanmock.server import Clock, Config
     from wanmock.server.journal import Journal
     from wanmock.server.web.serve import LiveServer
 
-__all__ = ["FaultScripter"]
+    from .autojump import TrackedServer
+
+__all__ = ["FaultScripter", "MarkerOptions"]
+
+_CLOCKS = ("autojump", "manual", "real")
+_OWN_KEYS = ("preset", "seed", "clock", "autojump_threshold", "strict")
+_failed = pytest.StashKey[bool]()
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class MarkerOptions:
+    """What ``@pytest.mark.wanmock`` says beyond the fake's config."""
+
+    #: ``autojump``, ``manual`` or ``real`` (see the module docstring).
+    clock: str = "autojump"
+    #: Real seconds the server must stay quiet before an autojump.
+    autojump_threshold: float = 0.02
+    #: Teardown checks: unserved scripted faults, dropped journal evidence, internal errors.
+    strict: bool = True
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "wanmock(preset=None, seed=None, **sections): configure the wanmock fake")
+        "markers", "wanmock(preset=None, seed=0, clock='autojump', autojump_threshold=0.02, "
+                   "strict=True, **sections): configure the wanmock fake (see "
+                   "wanmock.contracts.plugin)")
     config.addinivalue_line(
         "markers", "smoke: talks to the real provider APIs (opt-in: pytest -m smoke, needs a key)")
 
@@ -49,46 +94,167 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
-@pytest.fixture
-def wanmock_clock() -> FakeClock:
-    """The fake clock of this test's fake: ``wanmock_clock.advance(60)``."""
-    from wanmock.server import FakeClock
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Remember a failed test: its teardown checks then stay quiet (one failure is enough)."""
+    report = yield
+    if report.when == "call" and report.failed:
+        item.stash[_failed] = True
+    return report
 
-    return FakeClock()
+
+def _marker(request: pytest.FixtureRequest) -> tuple[Config, MarkerOptions]:
+    """The marker's config and options, or a setup error naming the bad key or value."""
+    from wanmock.server import Config
+    from wanmock.server.errors import ConfigError
+    from wanmock.server.vocab import suggest
+
+    marker = request.node.get_closest_marker("wanmock")
+    if marker is not None and marker.args:
+        pytest.fail(f"@pytest.mark.wanmock takes keywords only, got {marker.args!r}",
+                    pytrace=False)
+    options: dict[str, Any] = dict(marker.kwargs) if marker else {}
+    sections = {f.name for f in dataclasses.fields(Config) if f.name != "preset"}
+    valid = set(_OWN_KEYS) | sections
+    for key in options:
+        if key not in valid:
+            pytest.fail(f"@pytest.mark.wanmock: unknown key {key!r}; {suggest(key, valid)}",
+                        pytrace=False)
+    preset = options.pop("preset", None)
+    server = dict(options.pop("server", {}) or {})
+    server.setdefault("seed", options.pop("seed", 0))
+    clock = options.pop("clock", "real" if "time_scale" in server else "autojump")
+    threshold = options.pop("autojump_threshold", 0.02)
+    strict = options.pop("strict", True)
+    if clock not in _CLOCKS:
+        pytest.fail(f"@pytest.mark.wanmock: clock={clock!r} is not a clock; "
+                    f"{suggest(str(clock), _CLOCKS)}", pytrace=False)
+    if clock != "real" and "time_scale" in server:
+        pytest.fail(f"@pytest.mark.wanmock: server.time_scale applies to clock='real' only, "
+                    f"not clock={clock!r}", pytrace=False)
+    if (not isinstance(threshold, int | float) or isinstance(threshold, bool)
+            or not threshold >= 0):
+        pytest.fail(f"@pytest.mark.wanmock: autojump_threshold must be a number of seconds "
+                    f">= 0, got {threshold!r}", pytrace=False)
+    if not isinstance(strict, bool):
+        pytest.fail(f"@pytest.mark.wanmock: strict must be True or False, got {strict!r}",
+                    pytrace=False)
+    try:
+        config = Config().with_preset(preset) if preset else Config()
+        config = config.replace(server=server, **options)
+    except ConfigError as exc:
+        problem = str(exc)
+    else:
+        problem = ""
+    if problem:  # failed outside the ``except``: the report shows the reason, not a chain
+        pytest.fail(f"@pytest.mark.wanmock: {problem}", pytrace=False)
+    return config, MarkerOptions(clock=clock, autojump_threshold=float(threshold),
+                                 strict=strict)
+
+
+@pytest.fixture
+def wanmock_options(request: pytest.FixtureRequest) -> MarkerOptions:
+    """The clock mode and checks the marker chose (see :class:`MarkerOptions`)."""
+    return _marker(request)[1]
 
 
 @pytest.fixture
 def wanmock_config(request: pytest.FixtureRequest) -> Config:
     """The fake's config; set with ``@pytest.mark.wanmock(preset=..., seed=..., ...)``."""
-    from wanmock.server import Config
-
-    marker = request.node.get_closest_marker("wanmock")
-    options: dict[str, Any] = dict(marker.kwargs) if marker else {}
-    preset = options.pop("preset", None)
-    server = {"seed": options.pop("seed", 0), **options.pop("server", {})}
-    config = Config().with_preset(preset) if preset else Config()
-    return config.replace(server=server, **options)
+    return _marker(request)[0]
 
 
 @pytest.fixture
-def wanmock_app(wanmock_config: Config, wanmock_clock: FakeClock) -> Starlette:
-    """The fake as an in-process ASGI app (for ``httpx.ASGITransport``)."""
+def wanmock_clock(wanmock_config: Config, wanmock_options: MarkerOptions) -> Clock:
+    """The fake's clock: a ``FakeClock`` (``wanmock_clock.advance(60)``), or with
+    ``clock="real"`` a ``RealClock`` at ``server.time_scale``."""
+    from wanmock.server import FakeClock, RealClock
+
+    if wanmock_options.clock == "real":
+        return RealClock(wanmock_config.server.time_scale)
+    return FakeClock()
+
+
+class _Errors(logging.Handler):
+    """Collects the fake's internal errors (logged on ``wanmock``) during one test."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@pytest.fixture
+def wanmock_app(request: pytest.FixtureRequest, wanmock_config: Config, wanmock_clock: Clock,
+                wanmock_options: MarkerOptions) -> Iterator[Starlette]:
+    """The fake as an in-process ASGI app (for ``httpx.ASGITransport``); checks itself at
+    teardown (see ``strict`` in the module docstring)."""
     from wanmock.server import create_app
 
-    return create_app(wanmock_config, clock=wanmock_clock)
+    app = create_app(wanmock_config, clock=wanmock_clock)
+    errors = _Errors()
+    logger = logging.getLogger("wanmock")
+    logger.addHandler(errors)
+    try:
+        yield app
+    finally:
+        logger.removeHandler(errors)
+    if wanmock_options.strict and not request.node.stash.get(_failed, False):
+        problems = _teardown_problems(app, errors.messages)
+        if problems:
+            pytest.fail("wanmock: " + "\n".join(problems) + "\n(to skip these checks: "
+                        "@pytest.mark.wanmock(strict=False))", pytrace=False)
+
+
+def _teardown_problems(app: Starlette, errors: list[str]) -> list[str]:
+    rt = app.state.wanmock
+    problems = []
+    from wanmock.server.state import at_once
+
+    scripted = at_once(rt.state.scripted())
+    if scripted:
+        listed = "; ".join(f"{where}: {', '.join(faults)}" for where, faults in scripted.items())
+        problems.append(f"scripted faults were never served ({listed}): no request reached "
+                        "that endpoint, so the test did not exercise them")
+    journal = rt.journal
+    if journal.dropped_jobs or journal.dropped_keys:
+        problems.append(
+            f"the journal overflowed: {journal.dropped_jobs} job and {journal.dropped_keys} key "
+            f"summaries were dropped (journal.max_jobs = {journal.max_jobs}, max_keys = "
+            f"{journal.max_keys}), so verdicts on this test's clients are incomplete; raise "
+            "them with @pytest.mark.wanmock(journal={...})")
+    problems.extend(f"the fake logged an internal error (a wanmock bug): {message}"
+                    for message in errors)
+    return problems
 
 
 @pytest.fixture
-def wanmock_server(wanmock_app: Starlette) -> Iterator[LiveServer]:
-    """The fake on a real uvicorn socket (free loopback port), stopped after the test."""
+def wanmock_server(wanmock_app: Starlette, wanmock_clock: Clock,
+                   wanmock_options: MarkerOptions) -> Iterator[LiveServer | TrackedServer]:
+    """The fake on a real uvicorn socket (free loopback port), stopped after the test; its
+    clock runs as the marker's ``clock`` says (autojump by default)."""
+    from wanmock.server import FakeClock
     from wanmock.server.web.serve import LiveServer
 
-    with LiveServer(wanmock_app) as server:
-        yield server
+    from .autojump import Autojump, TrackedServer, Watched, next_job_change
+
+    if not isinstance(wanmock_clock, FakeClock):
+        with LiveServer(wanmock_app) as live:
+            yield live
+        return
+    with TrackedServer(Watched(wanmock_app, wanmock_clock)) as tracked:
+        if wanmock_options.clock != "autojump":
+            yield tracked
+            return
+        with Autojump(tracked, threshold=wanmock_options.autojump_threshold,
+                      also=lambda now: next_job_change(wanmock_app, now)):
+            yield tracked
 
 
 @pytest.fixture
-def wanmock_base_url(wanmock_server: LiveServer) -> str:
+def wanmock_base_url(wanmock_server: LiveServer | TrackedServer) -> str:
     """Base URL of the live fake, for clients that take one."""
     return wanmock_server.url
 
@@ -107,7 +273,9 @@ class FaultScripter:
 
     def script(self, faults: list[str], *, provider: str | None = None,
                operation: str | None = None, retry_after: float = 5.0) -> None:
-        """The next responses (of one endpoint, if given) get these faults, in order."""
+        """The next responses (of one endpoint, if given) get these faults, in order.
+
+        With ``strict`` (the default), the test fails at teardown if some were never served."""
         from wanmock.server.faults import ScriptedFault, parse_fault
         from wanmock.server.vocab import Operation, parse_enum
 

@@ -24,6 +24,10 @@ class GenerationFailed(RuntimeError):
     """The provider reported the job failed, was cancelled or expired, or we gave up."""
 
 
+def _sleep(seconds: float) -> None:
+    time.sleep(seconds)
+
+
 class PollingClient:
     """The provider-independent part: calls with retries, and the polling loop."""
 
@@ -32,13 +36,15 @@ class PollingClient:
 
     def __init__(self, base_url: str, api_key: str, *, poll_interval: float = 5.0,
                  deadline: float = 600.0, max_attempts: int = 8,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] | None = None) -> None:
         self.http = httpx.Client(base_url=base_url, timeout=30,
                                  headers={"authorization": f"Bearer {api_key}"})
         self.poll_interval = poll_interval
         self.deadline = deadline
         self.max_attempts = max_attempts
-        self.sleep = sleep
+        # ``time.sleep`` looked up when called, not bound here: a harness that simulates time
+        # (``check_client``) replaces it while the client runs.
+        self.sleep = sleep or _sleep
         self.waited = 0.0  # seconds slept; the deadline counts waiting, not wall time
 
     def __enter__(self) -> PollingClient:
@@ -138,14 +144,14 @@ class RunComfyClient(PollingClient):
 
 
 def generate_therouter(base_url: str, api_key: str, prompt: str, *,
-                       sleep: Callable[[float], None] = time.sleep, **params: Any) -> list[str]:
+                       sleep: Callable[[float], None] | None = None, **params: Any) -> list[str]:
     """TheRouter: submit, poll, return the image URLs (raises :class:`GenerationFailed`)."""
     with TheRouterClient(base_url, api_key, sleep=sleep) as client:
         return client.generate(prompt, **params)
 
 
 def generate_runcomfy(base_url: str, api_key: str, prompt: str, *,
-                      sleep: Callable[[float], None] = time.sleep, **params: Any) -> list[str]:
+                      sleep: Callable[[float], None] | None = None, **params: Any) -> list[str]:
     """RunComfy: submit, poll, return the image URLs (raises :class:`GenerationFailed`)."""
     with RunComfyClient(base_url, api_key, sleep=sleep) as client:
         return client.generate(prompt, **params)

@@ -95,11 +95,24 @@ class FakeClock:
 
     def set(self, when: float) -> None:
         """Jump to the absolute simulated time ``when`` (not before the current time)."""
+        self._move(when, strict=True)
+
+    def jump_to(self, when: float) -> bool:
+        """Move to ``when`` if that is later than now; returns whether the clock moved.
+
+        For drivers that may race (a client's sleep and a server-side autojump): whichever
+        asks for the later time wins, and nobody sees "cannot go backwards"."""
+        return self._move(when, strict=False)
+
+    def _move(self, when: float, *, strict: bool) -> bool:
         with self._lock:
             if when < self._now:
-                raise ValueError(
-                    f"a fake clock cannot go backwards: now={self._now}, asked for {when}"
-                )
+                if strict:
+                    raise ValueError(
+                        f"a fake clock cannot go backwards: now={self._now}, asked for {when}"
+                    )
+                return False
+            moved = when > self._now
             self._now = float(when)
             due = []
             while self._waiters and self._waiters[0][0] <= self._now:
@@ -113,6 +126,7 @@ class FakeClock:
                 _resolve(future)  # same thread: wake now, so one loop turn sees it
             else:
                 loop.call_soon_threadsafe(_resolve, future)
+        return moved
 
     async def sleep_until(self, deadline: float) -> None:
         loop = asyncio.get_running_loop()

@@ -180,6 +180,12 @@ class SimState(Protocol):
         """Jobs by provider and phase, and queue depths, at ``now``."""
         ...
 
+    async def next_change(self, now: float) -> float | None:
+        """The next instant after ``now`` at which an unfinished job changes phase (``None``:
+        none will). Finished jobs are left out: a clock that jumps to their expiry would expire
+        results a client is about to download."""
+        ...
+
     async def reset(self) -> None:
         """Forget every job, queue, counter, script and journal entry; reseed the generator.
         The clock and the identity stay."""

@@ -19,7 +19,7 @@ from ..clock import Clock
 from ..faults import Passage, ScriptedFault, count_in_window, script_scopes
 from ..ids import tag_of
 from ..journal import Entry, Journal
-from ..lifecycle import JobRecord, PollDriven, Slotted, state_at
+from ..lifecycle import JobRecord, PollDriven, Slotted, next_change, state_at
 from ..scheduler import FifoQueue
 from ..vocab import Operation, Phase
 from .base import Admission, Census, Created, Gate, Identity, Read, Stored
@@ -228,6 +228,13 @@ class MemoryState:
             self._apply(queue)
             queues[name] = (len(queue), queue.busy(now))
         return Census(jobs, queues, len(self._jobs))
+
+    async def next_change(self, now: float) -> float | None:
+        soonest = math.inf
+        for record, _ in self._jobs.values():
+            if not state_at(record, now).phase.terminal:
+                soonest = min(soonest, next_change(record, now))
+        return None if math.isinf(soonest) else soonest
 
     async def reset(self) -> None:
         self._jobs.clear()

@@ -58,6 +58,123 @@ def test_fixtures_give_a_fresh_fake_per_test(pytester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(["*opt-in with `pytest -m smoke`*"])
 
 
+def test_live_clock_modes_markers_and_teardown_checks(pytester: pytest.Pytester) -> None:
+    """Both documented clock modes (autojump by default, a scaled real clock), the manual one;
+    bad markers fail at setup and unchecked fixtures at teardown, each with the reason."""
+    pytester.makepyfile(test_clock="""
+        import time
+        import httpx
+        import openai
+        import pytest
+        from wanmock.server import FakeClock, RealClock
+
+        SHORT = {"queue_delay": "fixed(0)", "run_time": "fixed(30)"}
+
+        def generate(base_url):
+            client = openai.OpenAI(base_url=base_url + "/v1", api_key="k", max_retries=0)
+            with client:  # sync mode: the request waits on the fake's clock for the job
+                return client.images.generate(model="wan/wan2.2-t2i-flash", prompt="a fox")
+
+        @pytest.mark.wanmock(lifecycle=SHORT)
+        def test_openai_sync_mode_on_autojump(wanmock_base_url, wanmock_clock):
+            started, real = wanmock_clock.now(), time.monotonic()
+            answer = generate(wanmock_base_url)
+            assert answer.data[0].url.startswith(wanmock_base_url + "/files/")
+            assert isinstance(wanmock_clock, FakeClock)
+            assert wanmock_clock.now() - started == 30
+            assert time.monotonic() - real < 5
+
+        @pytest.mark.wanmock(server={"time_scale": 1000}, lifecycle=SHORT)
+        def test_openai_sync_mode_on_a_scaled_clock(wanmock_base_url, wanmock_clock):
+            assert isinstance(wanmock_clock, RealClock) and wanmock_clock.scale == 1000
+            real = time.monotonic()
+            generate(wanmock_base_url)
+            assert 0.025 < time.monotonic() - real < 5
+
+        def test_a_poller_that_really_sleeps_sees_its_job_progress(wanmock_base_url):
+            with httpx.Client(base_url=wanmock_base_url,
+                              headers={"authorization": "Bearer k"}) as http:
+                job = http.post("/v1/images/generations", params={"async": "true"},
+                                json={"model": "wan/wan2.2-t2i-flash", "prompt": "x"}).json()
+                for _ in range(100):
+                    if job["status"] == "succeeded":
+                        break
+                    time.sleep(0.05)  # the user's real sleep: the server is idle meanwhile
+                    job = http.get(f"/v1/jobs/{job['id']}").json()
+            assert job["status"] == "succeeded"
+
+        @pytest.mark.wanmock(clock="manual")
+        def test_manual_clock_moves_only_when_told(wanmock_base_url, wanmock_clock):
+            with httpx.Client(base_url=wanmock_base_url,
+                              headers={"authorization": "Bearer k"}) as http:
+                job = http.post("/v1/images/generations", params={"async": "true"},
+                                json={"model": "wan/wan2.2-t2i-flash", "prompt": "x"}).json()
+                assert http.get(f"/v1/jobs/{job['id']}").json()["status"] == "queued"
+                wanmock_clock.advance(500)
+                assert http.get(f"/v1/jobs/{job['id']}").json()["status"] == "succeeded"
+    """, test_checks="""
+        import asyncio
+        import httpx
+        import pytest
+
+        SUBMIT = "/v1/models/wan-ai/wan-2-2/flash/text-to-image"
+
+        def submit(app, times):
+            async def go():
+                transport = httpx.ASGITransport(app=app)
+                async with httpx.AsyncClient(transport=transport, base_url="http://t",
+                                             headers={"authorization": "Bearer k"}) as http:
+                    for _ in range(times):
+                        await http.post(SUBMIT, json={"prompt": "x"})
+            asyncio.run(go())
+
+        @pytest.mark.wanmock(sever={"seed": 1})
+        def test_typo_in_a_key(wanmock_app):
+            pass
+
+        @pytest.mark.wanmock(clock="fake")
+        def test_unknown_clock(wanmock_clock):
+            pass
+
+        @pytest.mark.wanmock(lifecycle={"run_time": "uniform(1)"})
+        def test_bad_config_value(wanmock_config):
+            pass
+
+        def test_scripted_fault_never_served(wanmock_faults, wanmock_app):
+            wanmock_faults.script(["http-503"], operation="cancel")
+            submit(wanmock_app, 1)
+
+        @pytest.mark.wanmock(journal={"max_jobs": 1})
+        def test_journal_overflow(wanmock_app):
+            submit(wanmock_app, 2)
+
+        @pytest.mark.wanmock(strict=False, journal={"max_jobs": 1})
+        def test_checks_switched_off(wanmock_faults, wanmock_app):
+            wanmock_faults.script(["http-503"], operation="cancel")
+            submit(wanmock_app, 2)
+
+        def test_a_failing_test_gets_one_failure_only(wanmock_faults):
+            wanmock_faults.script(["http-503"])
+            assert False, "the test's own failure"
+    """)
+    result = pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider")
+    # Teardown errors count their test as passed too: 4 clock tests + 3 checked ones.
+    result.assert_outcomes(passed=7, failed=1, errors=5)
+    result.stdout.fnmatch_lines([
+        "*ERROR at setup of test_typo_in_a_key*",
+        "*@pytest.mark.wanmock: unknown key 'sever'; did you mean 'server'? valid: *",
+        "*ERROR at setup of test_unknown_clock*",
+        "*clock='fake' is not a clock; valid: autojump, manual, real*",
+        "*ERROR at setup of test_bad_config_value*",
+        "*lifecycle.run_time*",
+        "*ERROR at teardown of test_scripted_fault_never_served*",
+        "*scripted faults were never served (*:cancel: http-503)*",
+        "*ERROR at teardown of test_journal_overflow*",
+        "*the journal overflowed: 1 job and 0 key summaries were dropped*",
+    ])
+    assert "ERROR at teardown of test_a_failing_test" not in result.stdout.str()
+
+
 def test_plugin_is_registered_by_entry_point(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest_subprocess("--fixtures")
     result.stdout.fnmatch_lines(["*wanmock_server*", "*wanmock_journal*"])
