@@ -35,6 +35,7 @@ __all__ = [
     "JournalConfig",
     "LatencyConfig",
     "LifecycleConfig",
+    "LimitsConfig",
     "QueueScope",
     "RateLimitConfig",
     "RetryAfterUnit",
@@ -216,6 +217,23 @@ class RateLimitConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class LimitsConfig:
+    """What the fake keeps, whatever clients send (memory stays bounded)."""
+
+    #: Longest prompt a job keeps, in characters: a longer one is refused naming the field,
+    #: unless the provider documents truncation (DashScope: 800). No provider documents more
+    #: than 800; 8000 leaves room for clients that send long ones on purpose.
+    prompt_chars: int = 8_000
+    #: Bytes of submitted bodies (prompt included) kept per API key over its live jobs; a
+    #: submit past it answers 429 until old jobs are evicted.
+    key_bytes: int = 64 << 20
+
+    def __post_init__(self) -> None:
+        if self.prompt_chars < 1 or self.key_bytes < 1024:
+            raise ConfigError("limits.prompt_chars must be >= 1 and limits.key_bytes >= 1024")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class JournalConfig:
     """The record of what clients did (bounded)."""
 
@@ -244,6 +262,7 @@ class Config:
     latency: LatencyConfig = field(default_factory=LatencyConfig)
     rate_limit: RateLimitConfig = field(default_factory=RateLimitConfig)
     journal: JournalConfig = field(default_factory=JournalConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
     #: Each provider's section (``[therouter]``, ``[runcomfy]``, …) as written: the provider's
     #: module turns it into its typed options when the app is built, and rejects unknown keys
     #: there; a section naming no registered provider is refused with the known names.
@@ -321,7 +340,7 @@ class Config:
         if name not in PRESETS:
             raise ConfigError(f"unknown preset {name!r}; {suggest(name, PRESETS)}")
         base = Config(server=self.server, providers=self.providers, journal=self.journal,
-                      preset=name)
+                      limits=self.limits, preset=name)
         return Config.from_mapping(PRESETS[name][1], base=base)
 
     def replace(self, **sections: Mapping[str, Any]) -> Config:
@@ -332,5 +351,5 @@ class Config:
 
 
 #: The sections every wanmock config has (anything else is a provider's).
-SECTIONS = ("server", "lifecycle", "faults", "latency", "rate_limit", "journal")
+SECTIONS = ("server", "lifecycle", "faults", "latency", "rate_limit", "journal", "limits")
 _CORE = frozenset(SECTIONS)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from .config import LifecycleConfig, QueueScope
-from .errors import JobForbidden, JobNotFound
+from .errors import BudgetExceeded, JobForbidden, JobNotFound
 from .faults import Passage
 from .lifecycle import (
     Backlog,
@@ -114,11 +114,13 @@ class Engine:
         plan: Plan,
         lifecycle: LifecycleConfig,
         gate: Gate | None = None,
+        budget: int | None = None,
     ) -> tuple[Passage, JobView | None]:
         """Pass ``gate`` and create a job; ``make_id(rng, tag)`` draws a provider-shaped id.
 
         The view is ``None`` when the gate blocked (a scripted error, over a rate limit): then
-        nothing was created."""
+        nothing was created. :class:`~wanmock.server.errors.BudgetExceeded` if the owner's
+        jobs already keep ``budget`` bytes."""
         state = self.state
         rng = state.rng
         # the client sent none: draw one, as the providers do
@@ -161,11 +163,16 @@ class Engine:
                 scenario=plan.scenario,
                 seed=seed,
             )
-            created = await state.create(record, admission, now, gate)
+            created = await state.create(record, admission, now, gate, budget)
             if created.stored is not None:
                 return passed or created.passage, self.view(created.stored, now)
             if created.passage.blocks:
                 return created.passage, None
+            if created.over_budget:
+                raise BudgetExceeded(
+                    f"this API key's jobs already keep {budget} bytes of submitted bodies "
+                    "(limits.key_bytes); wait for old jobs to expire, or reset the fake",
+                    retry_after=60.0)
             if gate is not None:  # passed once: the retry with another id must not count again
                 passed, gate = created.passage, None
                 continue

@@ -25,6 +25,7 @@ from wanmock import schemas
 from ..engine import CancelResult
 from ..errors import (
     ApiError,
+    BudgetExceeded,
     InjectedFault,
     InvalidRequest,
     MethodNotAllowed,
@@ -342,7 +343,8 @@ def error_headers(error: ApiError) -> dict[str, str]:
     headers: dict[str, str] = {}
     if isinstance(error, MethodNotAllowed):
         headers["allow"] = ", ".join(error.allowed)
-    if isinstance(error, RateLimited | InjectedFault) and error.retry_after is not None:
+    if isinstance(error, RateLimited | InjectedFault | BudgetExceeded) and (
+            error.retry_after is not None):
         headers["retry-after"] = str(max(1, round(error.retry_after)))
     return headers
 

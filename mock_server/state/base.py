@@ -34,7 +34,14 @@ from ..journal import Entry, Journal
 from ..lifecycle import JobRecord
 from ..vocab import Operation, Phase
 
-__all__ = ["Admission", "Census", "Created", "Gate", "Identity", "Read", "SimState", "Stored"]
+__all__ = ["Admission", "Census", "Created", "Gate", "Identity", "Read", "SimState", "Stored",
+           "kept_bytes"]
+
+
+def kept_bytes(record: JobRecord) -> int:
+    """What a job keeps of what was submitted, in bytes (counted against its owner's budget)."""
+    request = record.request
+    return len(request.params) + 4 * (len(request.prompt) + len(request.negative_prompt))
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +93,8 @@ class Created:
     stored: Stored | None
     #: The id was taken (draw another); never set when the passage blocked.
     taken: bool = False
+    #: Not created: the owner's jobs already keep ``budget`` bytes (see :meth:`SimState.create`).
+    over_budget: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,10 +132,11 @@ class SimState(Protocol):
         ...
 
     async def create(self, record: JobRecord, admission: Admission | None, now: float,
-                     gate: Gate | None = None) -> Created:
+                     gate: Gate | None = None, budget: int | None = None) -> Created:
         """Pass the gate (if given) and, unless it blocks, store a new job (not if the id is
-        taken). A slotted job is admitted to its queue first: the stored record carries the
-        seq, start and end the queue gave it."""
+        taken, nor if the owner's live jobs would then keep more than ``budget`` bytes of
+        submitted bodies: :func:`kept_bytes`). A slotted job is admitted to its queue first:
+        the stored record carries the seq, start and end the queue gave it."""
         ...
 
     async def read(self, job_id: str, now: float, gate: Gate | None = None) -> Read:

@@ -22,7 +22,7 @@ from ..journal import Entry, Journal
 from ..lifecycle import JobRecord, PollDriven, Slotted, next_change, state_at
 from ..scheduler import FifoQueue
 from ..vocab import Operation, Phase
-from .base import Admission, Census, Created, Gate, Identity, Read, Stored
+from .base import Admission, Census, Created, Gate, Identity, Read, Stored, kept_bytes
 
 __all__ = ["MemoryState", "at_once"]
 
@@ -74,6 +74,8 @@ class MemoryState:
         self._polls: Counter[str] = Counter()
         self._scripts: dict[tuple[str | None, Operation | None], deque[ScriptedFault]] = {}
         self._windows: dict[tuple[str, str], tuple[float, int]] = {}
+        #: Bytes of submitted bodies the live jobs of each owner keep.
+        self._kept: Counter[str] = Counter()
         self._creates = 0
         self._preset = ""
         #: Records evicted so far (by time or by the cap).
@@ -101,13 +103,17 @@ class MemoryState:
     # -- jobs ---------------------------------------------------------------------------------
 
     async def create(self, record: JobRecord, admission: Admission | None, now: float,
-                     gate: Gate | None = None) -> Created:
+                     gate: Gate | None = None, budget: int | None = None) -> Created:
         passage = await self.passage(gate, now) if gate is not None else _OPEN
         if passage.blocks:
             return Created(passage, None)
         self._evict(now)
         if record.id in self._jobs:
             return Created(passage, None, taken=True)
+        cost = kept_bytes(record)
+        if budget is not None and self._kept[record.owner] + cost > budget:
+            return Created(passage, None, over_budget=True)
+        self._kept[record.owner] += cost
         self._creates += 1
         if self._creates % 1024 == 0:  # forget the queues of keys gone quiet
             self._queues = {k: q for k, q in self._queues.items() if not q.idle(now)}
@@ -239,6 +245,7 @@ class MemoryState:
     async def reset(self) -> None:
         self._jobs.clear()
         self._deadlines.clear()
+        self._kept.clear()
         self._queues.clear()
         self._polls.clear()
         self._scripts.clear()
@@ -287,6 +294,11 @@ class MemoryState:
     def _forget(self, job_id: str, now: float) -> None:
         record, _ = self._jobs.pop(job_id)
         self.evicted += 1
+        left = self._kept[record.owner] - kept_bytes(record)
+        if left > 0:
+            self._kept[record.owner] = left
+        else:
+            del self._kept[record.owner]
         self._polls.pop(job_id, None)
         schedule = record.schedule
         if isinstance(schedule, Slotted) and record.start_at > now:

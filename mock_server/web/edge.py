@@ -31,6 +31,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ..dialects import Dialect, Reply, Route
 from ..errors import (
     ApiError,
+    BudgetExceeded,
     InjectedFault,
     InvalidRequest,
     MethodNotAllowed,
@@ -255,7 +256,7 @@ class Edge:
         error = outcome.error if outcome else None
         decision = outcome.decision if outcome else None
         retry_after = None
-        if isinstance(error, RateLimited | InjectedFault):
+        if isinstance(error, RateLimited | InjectedFault | BudgetExceeded):
             retry_after = error.retry_after
         await rt.state.record(
             provider=match.dialect.name,

@@ -11,7 +11,16 @@ from typing import NamedTuple
 
 from ..dialects import Contents, Reply, Results, SubmitInput, Synchronous
 from ..engine import Engine, Plan
-from ..errors import ApiError, AuthError, JobNotFound, MalformedId, SyncTimeout
+from ..errors import (
+    ApiError,
+    AuthError,
+    BudgetExceeded,
+    InvalidRequest,
+    JobNotFound,
+    MalformedId,
+    SyncTimeout,
+    Violation,
+)
 from ..faults import Decision
 from ..ids import diagnose
 from ..images import ImageKey, s3_error_xml
@@ -68,6 +77,12 @@ async def submit(exchange: Exchange) -> Outcome:
             limit=rt.config.server.max_body_bytes)
         submitted = SubmitInput(decode_json(raw), exchange.params, exchange.query, headers)
         request = dialect.parse_submit(submitted)
+        limit = rt.config.limits.prompt_chars
+        if len(request.prompt) > limit:
+            where = ".".join(dialect.client.prompt_field)
+            raise InvalidRequest([Violation(where, "maxLength", (
+                f"{where} is {len(request.prompt)} characters; this fake keeps at most {limit} "
+                "(limits.prompt_chars)"))])
         wait = dialect.sync_deadline(submitted)
         plan = plan_for(exchange)
     except ApiError as error:
@@ -76,10 +91,14 @@ async def submit(exchange: Exchange) -> Outcome:
             if (refused := faulted(exchange, decision)) is not None:
                 return refused
         return answer(exchange, error, decision=decision)
-    passage, view = await rt.engine.submit(
-        provider=dialect.name, owner=owner, request=request, make_id=dialect.new_id,
-        retention=dialect.retention, now=exchange.now, plan=plan,
-        lifecycle=rt.config.lifecycle, gate=None if decision is not None else gate)
+    try:
+        passage, view = await rt.engine.submit(
+            provider=dialect.name, owner=owner, request=request, make_id=dialect.new_id,
+            retention=dialect.retention, now=exchange.now, plan=plan,
+            lifecycle=rt.config.lifecycle, gate=None if decision is not None else gate,
+            budget=rt.config.limits.key_bytes)
+    except BudgetExceeded as error:
+        return answer(exchange, error, decision=decision)
     if decision is None:
         decision = await decided(exchange, passage, None)
         if (refused := faulted(exchange, decision)) is not None:

@@ -201,3 +201,32 @@ async def test_unauthenticated_long_paths_are_not_kept(app: Starlette) -> None:
     assert set(statuses) <= {400, 401, 404}
     assert kept < 4 << 20, f"{kept / 2**20:.1f} MiB kept for 2000 refused requests"
     assert max(len(e.path) for e in app.state.wanmock.journal.entries) <= 257
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_prompts_longer_than_the_fake_keeps_are_refused_naming_the_field(
+    make_app: Callable[..., Starlette], connect: Callable[..., Checked], provider: str,
+) -> None:
+    http = connect(make_app(limits={"prompt_chars": 100}))
+    driver = DRIVERS[provider](http)
+    assert (await driver.submit(driver.valid_body(prompt="x" * 100))).status_code < 300
+    answer = await driver.submit(driver.valid_body(prompt="x" * 101))
+    assert answer.status_code in (400, 422) and "limits.prompt_chars" in answer.text
+    assert ".".join(driver.facts.prompt_field) in answer.text
+
+
+async def test_a_key_keeps_at_most_its_byte_budget_until_jobs_are_evicted(
+    make_app: Callable[..., Starlette], connect: Callable[..., Checked], clock: FakeClock,
+) -> None:
+    app = make_app(limits={"key_bytes": 20_000}, lifecycle={"evict_after": 0.0})
+    http, other = connect(app), connect(app, key="someone-else")
+    driver = DRIVERS[PROVIDERS[0]](http)
+    accepted = 0
+    while (answer := await driver.submit(driver.valid_body(prompt="p" * 1000))).status_code < 300:
+        accepted += 1
+    assert 3 <= accepted <= 5  # ~4 KB kept per job of 1000 characters
+    assert answer.status_code == 429 and "limits.key_bytes" in answer.text
+    assert "retry-after" in answer.headers
+    assert (await DRIVERS[PROVIDERS[0]](other).submit()).status_code < 300  # per key
+    clock.advance(10 * 86_400)  # expired and evicted: the budget is free again
+    assert (await driver.submit(driver.valid_body(prompt="p" * 1000))).status_code < 300
