@@ -44,6 +44,7 @@ __all__ = [
     "JobSummary",
     "Journal",
     "KeySummary",
+    "Request",
     "Tally",
 ]
 
@@ -91,6 +92,27 @@ class Entry(NamedTuple):
 
     def to_dict(self) -> dict[str, Any]:
         return self._asdict()
+
+
+class Request(NamedTuple):
+    """One answered request as the server hands it to the journal (see :meth:`Journal.record`
+    for the fields)."""
+
+    provider: str | None
+    operation: Operation | str | None
+    method: str
+    path: str
+    job_id: str | None
+    key: str | None
+    status: int
+    sim_time: float
+    real_time: float
+    duration_ms: float
+    phase: Phase | None = None
+    fault: str | None = None
+    retry_after: float | None = None
+    violations: tuple[str, ...] = ()
+    finished_at: float | None = None
 
 
 class Evidence(NamedTuple):
@@ -218,6 +240,16 @@ class Tally:
         default_factory=lambda: {name: Histogram(b) for name, b in BUCKETS.items()})
 
 
+class _Where(NamedTuple):
+    """A request's method and path, made into text only when evidence quotes it."""
+
+    method: str
+    path: str
+
+    def __format__(self, spec: str) -> str:
+        return f"{self.method} {self.path}"
+
+
 def _offset(at: float, origin: float | None) -> str:
     return f"t+{at - origin:.1f} s" if origin is not None else f"t={at:.1f} s"
 
@@ -276,12 +308,31 @@ class Journal:
 
         ``finished_at`` is when the job shown reached its terminal phase, if it has (for the
         "late notice" histogram)."""
+        return self.add(Request(provider, operation, method, path, job_id, key, status,
+                                sim_time, real_time, duration_ms, phase, fault, retry_after,
+                                tuple(violations), finished_at))
+
+    def add(self, request: Request) -> Entry:
+        """:meth:`record`, from a :class:`Request` (how the server hands requests over)."""
+        (provider, operation, method, path, job_id, key, status, sim_time, real_time,
+         duration_ms, phase, fault, retry_after, violations, finished_at) = request
         op = _OPERATIONS.get(operation) if operation is not None else None
         flags: list[str] = []
-        job = self._summary(job_id, provider, key) if job_id else None
-        who = self._key(key) if key is not None else None
-        where = f"{method} {path}"
         now = sim_time
+        job = who = None
+        if job_id:
+            job = self._jobs.get(job_id)
+            if job is None:
+                job = self._summary(job_id, provider, key)
+            else:
+                self._jobs.move_to_end(job_id)
+        if key is not None:
+            who = self._keys.get(key)
+            if who is None:
+                who = self._key(key)
+            else:
+                self._keys.move_to_end(key)
+        where = _Where(method, path)
         ignored: Evidence | None = None
         if who is not None:
             who.requests += 1
@@ -320,21 +371,25 @@ class Journal:
         elif op is Operation.STATUS and who is not None and not retry:
             who.polls += 1
         # Remember what this answer tells the next request.
-        if scope is not None:
+        if scope is not None and (scope.error_at is not None or status >= 429 or status == 0
+                                  or fault is not None):
             scope.error_at = now if _error_answer(status, fault) else None
         if who is not None and retry_after is not None:
             who.not_before = now + retry_after
-        self._tally(provider or "", op, operation, status, phase, fault, key, flags)
-        row = (next(self._seq), provider, op._value_ if op else operation, method, path, job_id,
-               key, status, sim_time, real_time, duration_ms, phase._value_ if phase else None,
-               fault, retry_after, tuple(violations) if violations else (), tuple(flags))
+        name = op._value_ if op is not None else operation
+        self.tally.requests[(provider or "", name or "", status)] += 1
+        if fault or flags:
+            self._tally(provider or "", phase, fault, key, flags)
+        row = (next(self._seq), provider, name, method, path, job_id, key, status, sim_time,
+               real_time, duration_ms, phase._value_ if phase else None, fault, retry_after,
+               violations, tuple(flags) if flags else ())
         self._ring.append(row)
         self.total += 1
         self._providers[provider or ""] += 1
         return Entry._make(row)
 
     def _judge_job(self, job: JobSummary, who: KeySummary | None, op: Operation | None,
-                   status: int, phase: Phase | None, now: float, where: str, retry: bool,
+                   status: int, phase: Phase | None, now: float, where: _Where, retry: bool,
                    finished_at: float | None, flags: list[str]) -> None:
         job.last_request_at = now
         if op is Operation.SUBMIT:
@@ -394,12 +449,9 @@ class Journal:
             if finished_at is not None and op is not Operation.SUBMIT:
                 tally.histograms["notice_lag"].observe(max(0.0, now - finished_at))
 
-    def _tally(self, provider: str, op: Operation | None, operation: Operation | str | None,
-               status: int, phase: Phase | None, fault: str | None, key: str | None,
+    def _tally(self, provider: str, phase: Phase | None, fault: str | None, key: str | None,
                flags: list[str]) -> None:
         tally = self.tally
-        name = op._value_ if op is not None else str(operation or "")
-        tally.requests[(provider, name, status)] += 1
         if fault:
             tally.faults[(provider, fault, phase._value_ if phase else "none")] += 1
         for flag in flags:

@@ -128,6 +128,8 @@ class FifoQueue:
 
     def take_changes(self) -> list[Slot]:
         """Waiting jobs whose start or end changed since the last call (to update records)."""
+        if not self._changed:
+            return []
         changed = list(self._changed.values())
         self._changed.clear()
         return changed

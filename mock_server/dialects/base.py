@@ -115,8 +115,17 @@ class Route:
         """The compiled path (see :func:`compile_path`)."""
         return _compiled(self.path)[0]
 
+    def well_formed(self, name: str, value: str) -> bool:
+        """Whether a path parameter matches its declared ``pattern`` (``True`` if none)."""
+        pattern = _PARAM_PATTERNS.get((self.path, name))
+        if pattern is None:
+            declared = self.path_params.get(name, {}).get("pattern")
+            pattern = _PARAM_PATTERNS[(self.path, name)] = re.compile(declared or "")
+        return pattern.search(value) is not None
+
 
 _PATTERNS: dict[str, tuple[re.Pattern[str], tuple[str, ...]]] = {}
+_PARAM_PATTERNS: dict[tuple[str, str], re.Pattern[str]] = {}
 
 
 def _compiled(path: str) -> tuple[re.Pattern[str], tuple[str, ...]]:

@@ -26,11 +26,11 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from ..clock import Clock
 from ..faults import Passage, RateLimit, ScriptedFault
-from ..journal import Entry, Journal
+from ..journal import Journal, Request
 from ..lifecycle import JobRecord
 from ..vocab import Operation, Phase
 
@@ -177,9 +177,9 @@ class SimState(Protocol):
         """Switch every worker sharing this state to a preset (``""``: back to none)."""
         ...
 
-    async def record(self, **entry: Any) -> Entry:
-        """Journal one answered request (the keywords of
-        :meth:`~wanmock.server.journal.Journal.record`)."""
+    async def record(self, request: Request) -> None:
+        """Journal one answered request (see :meth:`~wanmock.server.journal.Journal.record`);
+        a shared state may write it a moment later, in a batch."""
         ...
 
     async def journal(self) -> Journal:

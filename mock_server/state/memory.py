@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from ..clock import Clock
 from ..faults import Passage, ScriptedFault, count_in_window, script_scopes
 from ..ids import tag_of
-from ..journal import Entry, Journal
+from ..journal import Journal, Request
 from ..lifecycle import JobRecord, PollDriven, Slotted, next_change, state_at
 from ..scheduler import FifoQueue
 from ..vocab import Operation, Phase
@@ -84,6 +84,11 @@ class MemoryState:
     # -- gate ---------------------------------------------------------------------------------
 
     async def passage(self, gate: Gate, now: float) -> Passage:
+        return self._pass(gate, now)
+
+    def _pass(self, gate: Gate, now: float) -> Passage:
+        if not self._scripts and (gate.limit is None or not gate.key):
+            return _OPEN  # nothing scripted, nothing counted
         script = None
         if self._scripts:
             for scope in script_scopes(gate.provider, gate.operation):
@@ -104,7 +109,7 @@ class MemoryState:
 
     async def create(self, record: JobRecord, admission: Admission | None, now: float,
                      gate: Gate | None = None, budget: int | None = None) -> Created:
-        passage = await self.passage(gate, now) if gate is not None else _OPEN
+        passage = self._pass(gate, now) if gate is not None else _OPEN
         if passage.blocks:
             return Created(passage, None)
         self._evict(now)
@@ -132,7 +137,7 @@ class MemoryState:
         return Created(passage, Stored(record, 0, position))
 
     async def read(self, job_id: str, now: float, gate: Gate | None = None) -> Read:
-        passage = await self.passage(gate, now) if gate is not None else _OPEN
+        passage = self._pass(gate, now) if gate is not None else _OPEN
         return Read(passage, self._read(job_id, now))
 
     def _read(self, job_id: str, now: float) -> Stored | None:
@@ -216,8 +221,8 @@ class MemoryState:
 
     # -- journal ------------------------------------------------------------------------------
 
-    async def record(self, **entry: Any) -> Entry:
-        return self.log.record(**entry)
+    async def record(self, request: Request) -> None:
+        self.log.add(request)
 
     async def journal(self) -> Journal:
         return self.log

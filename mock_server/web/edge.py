@@ -23,6 +23,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
+from types import MappingProxyType
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl
 
@@ -39,10 +40,12 @@ from ..errors import (
     RouteNotFound,
 )
 from ..faults import Decision, Passage
+from ..journal import Request
 from ..lifecycle import JobView
 from ..state import Gate
 from ..vocab import FaultKind, Operation, Phase
 from .bodies import ClientGone, encode_reply
+from .memo import Encoded
 from .runtime import Runtime, bearer_key
 
 __all__ = ["FILES", "ConnectionDropped", "Edge", "Exchange", "Outcome"]
@@ -51,6 +54,10 @@ log = logging.getLogger("wanmock")
 
 #: Paths longer than this are shortened in the journal and in messages.
 _PATH_KEPT = 256
+_UNSEEN: Any = object()
+_NO_QUERY: Mapping[str, str] = MappingProxyType({})
+#: The decision when nothing can act on a request.
+NO_FAULT = Decision()
 
 
 #: The artifact URLs every provider's succeeded jobs point to (signed; no bearer key).
@@ -104,6 +111,8 @@ class Outcome:
     phase: Phase | None = None
     error: ApiError | None = None
     decision: Decision | None = None
+    #: The answer already encoded (a memoised status answer), sent as it is.
+    encoded: Encoded | None = None
 
 
 Flow = Callable[[Exchange], Awaitable[Outcome]]
@@ -128,6 +137,10 @@ def short(path: str) -> str:
     return path if len(path) <= _PATH_KEPT else path[:_PATH_KEPT] + "…"
 
 
+#: Paths up to this long have their route match remembered (every valid one is shorter).
+_MATCH_KEPT = 300
+
+
 class Edge:
     """ASGI app: provider requests here, everything else to ``fallback``."""
 
@@ -135,8 +148,13 @@ class Edge:
         self.rt = rt
         self.fallback = fallback
         self.flows = flows
-        self.routes = [(route, dialect) for dialect in rt.dialects.values()
+        self.routes = [(route, route.pattern, dialect) for dialect in rt.dialects.values()
                        for route in dialect.routes]
+        # Small caches of pure functions of a request (bounded; cleared when full): a poll
+        # repeats the same path, query string and host over and over.
+        self._matches: dict[tuple[str, str], _Match | None] = {}
+        self._queries: dict[bytes, Mapping[str, str]] = {}
+        self._bases: dict[tuple[str, str | None, Any, str], str] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -149,6 +167,17 @@ class Edge:
         await self._serve(match, scope, receive, send)
 
     def _match(self, method: str, path: str) -> _Match | None:
+        if len(path) > _MATCH_KEPT:
+            return self._find(method, path)
+        key = (method, path)
+        found = self._matches.get(key, _UNSEEN)
+        if found is _UNSEEN:
+            if len(self._matches) >= 4096:
+                self._matches.clear()
+            found = self._matches[key] = self._find(method, path)
+        return found  # type: ignore[no-any-return]
+
+    def _find(self, method: str, path: str) -> _Match | None:
         if path.startswith("/files/"):
             found = FILES.pattern.match(path)
             dialect = self.rt.dialects.get(found["provider"]) if found else None
@@ -159,8 +188,8 @@ class Edge:
             return _Match(dialect, FILES, found.groupdict())
         allowed: list[str] = []
         owner: Dialect | None = None
-        for route, dialect in self.routes:
-            found = route.pattern.match(path)
+        for route, pattern, dialect in self.routes:
+            found = pattern.match(path)
             if found is None:
                 continue
             if route.method == method:
@@ -181,6 +210,9 @@ class Edge:
         method, path = scope["method"], scope["path"]
         dialect, route = match.dialect, match.route
         outcome: Outcome | None = None
+        headers = _headers(scope)
+        key = bearer_key(headers.get("authorization", ""))
+        owner = rt.owner(key) if key else None
         try:
             await rt.sync_preset()
             if route is None:
@@ -188,7 +220,10 @@ class Edge:
                                    if match.allowed else RouteNotFound(method, short(path)))
                 outcome = Outcome(dialect.render_error(error), error=error)
             else:
-                exchange = self._exchange(dialect, route, match.params, scope, receive, now)
+                exchange = Exchange(
+                    rt, dialect, route, route.operation, method, path, match.params,
+                    self._query(scope.get("query_string", b"")), headers, now, owner, key,
+                    self._base(scope, headers.get("host")), receive)
                 outcome = await self.flows[route.operation](exchange)
             await self._send(send, outcome, scope)
         except ClientGone:
@@ -203,24 +238,43 @@ class Edge:
             await self._send(send, outcome, scope)
         finally:
             if rt.config.journal.enabled:
-                await self._journal(match, scope, now, started, outcome)
+                await self._journal(match, scope, owner, now, started, outcome)
 
-    def _exchange(self, dialect: Dialect, route: Route, params: dict[str, str], scope: Scope,
-                  receive: Receive, now: float) -> Exchange:
-        rt = self.rt
-        headers = _headers(scope)
-        key = bearer_key(headers.get("authorization", ""))
+    def _query(self, raw: bytes) -> Mapping[str, str]:
+        """The query parameters as Starlette reads them (the last value of a name wins)."""
+        if not raw:
+            return _NO_QUERY
+        query = self._queries.get(raw)
+        if query is None:
+            query = MappingProxyType(dict(parse_qsl(raw.decode("latin-1"),
+                                                    keep_blank_values=True)))
+            if len(raw) <= _MATCH_KEPT:
+                if len(self._queries) >= 256:
+                    self._queries.clear()
+                self._queries[raw] = query
+        return query
+
+    def _base(self, scope: Scope, host: str | None) -> str:
         server = scope.get("server")
-        base = rt.base_for(scope.get("scheme", "http"), headers.get("host"),
-                           tuple(server) if server else None,
-                           scope.get("root_path", ""))
-        query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"),
-                               keep_blank_values=True))
-        return Exchange(rt, dialect, route, route.operation, scope["method"], scope["path"],
-                        params, query, headers, now, rt.owner(key) if key else None, key, base,
-                        receive)
+        server = tuple(server) if server else None  # a list under some servers
+        key = (scope.get("scheme", "http"), host, server, scope.get("root_path", ""))
+        base = self._bases.get(key) if host is None or len(host) < 256 else None
+        if base is None:
+            base = self.rt.base_for(key[0], host, server, key[3])
+            if host is None or len(host) < 256:
+                if len(self._bases) >= 256:
+                    self._bases.clear()
+                self._bases[key] = base
+        return base
 
     async def _send(self, send: Send, outcome: Outcome, scope: Scope) -> None:
+        if (outcome.encoded is not None and outcome.decision is None) or (
+                outcome.encoded is not None and outcome.decision is not None
+                and outcome.decision.fault is None):
+            status, headers, body = outcome.encoded
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+            return
         status, headers, body = encode_reply(self._units(outcome.reply))
         fault = outcome.decision.fault if outcome.decision else None
         if fault is not None and fault.status is None and fault is not FaultKind.TIMEOUT:
@@ -247,36 +301,34 @@ class Edge:
         headers = {**reply.headers, "retry-after": str(max(1, math.ceil(seconds)))}
         return Reply(reply.status, reply.body, headers, reply.schema)
 
-    async def _journal(self, match: _Match, scope: Scope, now: float, started: float,
-                       outcome: Outcome | None) -> None:
+    async def _journal(self, match: _Match, scope: Scope, owner: str | None, now: float,
+                       started: float, outcome: Outcome | None) -> None:
         rt = self.rt
-        headers = _headers(scope)
-        key = bearer_key(headers.get("authorization", ""))
         view = outcome.view if outcome else None
         error = outcome.error if outcome else None
         decision = outcome.decision if outcome else None
         retry_after = None
         if isinstance(error, RateLimited | InjectedFault | BudgetExceeded):
             retry_after = error.retry_after
-        await rt.state.record(
-            provider=match.dialect.name,
-            operation=match.route.operation if match.route else None,
-            method=scope["method"],
-            path=short(scope["path"]),
-            job_id=(view.id if view is not None else outcome.job_id if outcome else None)
+        await rt.state.record(Request(
+            match.dialect.name,
+            match.route.operation if match.route else None,
+            scope["method"],
+            short(scope["path"]),
+            (view.id if view is not None else outcome.job_id if outcome else None)
             or match.params.get("job_id"),
-            key=rt.owner(key) if key else None,
-            status=outcome.reply.status if outcome else 499,
-            sim_time=now,
-            real_time=time.time(),
-            duration_ms=(time.perf_counter() - started) * 1000,
-            phase=view.phase if view is not None else (outcome.phase if outcome else None),
-            fault=str(decision.fault) if decision and decision.fault else None,
-            retry_after=retry_after,
-            violations=[f"{v.field}: {v.rule}" for v in error.violations]
+            owner,
+            outcome.reply.status if outcome else 499,
+            now,
+            time.time(),
+            (time.perf_counter() - started) * 1000,
+            view.phase if view is not None else (outcome.phase if outcome else None),
+            str(decision.fault) if decision and decision.fault else None,
+            retry_after,
+            tuple(f"{v.field}: {v.rule}" for v in error.violations)
             if isinstance(error, InvalidRequest) else (),
-            finished_at=view.finished_at if view is not None else None,
-        )
+            view.finished_at if view is not None else None,
+        ))
 
 
 def error_of(decision: Decision) -> ApiError | None:
@@ -303,10 +355,18 @@ def corrupt(body: bytes, fault: FaultKind) -> bytes:
     return body
 
 
+def quiet(exchange: Exchange, passage: Passage) -> bool:
+    """Nothing scripted, limited or configured for this request: no fault, nothing to draw."""
+    return (passage.script is None and passage.wait is None
+            and not exchange.rt.rules.armed(exchange.dialect.name, exchange.operation))
+
+
 async def decided(exchange: Exchange, passage: Passage, phase: Phase | None) -> Decision:
     """The fault decision for a request whose gate answered ``passage`` (and its latency,
     waited out on the simulated clock)."""
     rt = exchange.rt
+    if quiet(exchange, passage):
+        return NO_FAULT
     decision = rt.rules.decide(passage, exchange.dialect.name, exchange.operation, phase,
                                rt.state.rng)
     if decision.delay > 0:
@@ -318,6 +378,8 @@ def faulted(exchange: Exchange, decision: Decision, *, job_id: str | None = None
             phase: Phase | None = None) -> Outcome | None:
     """The error answer of an error fault, or ``None`` (no fault, or one that spoils the body
     of the normal answer)."""
+    if decision is NO_FAULT:
+        return None
     error = error_of(decision)
     if error is None:
         return None

@@ -24,12 +24,12 @@ from ..errors import (
 from ..faults import Decision
 from ..ids import diagnose
 from ..images import ImageKey, s3_error_xml
-from ..lifecycle import JobView, state_at
+from ..lifecycle import JobView, PollDriven, state_at
 from ..scenarios import HEADER, apply_scenario, parse_scenario
 from ..state import Stored
 from ..vocab import Operation, Phase
 from .bodies import decode_json, read_body
-from .edge import Exchange, Flow, Outcome, answer, decided, faulted
+from .edge import NO_FAULT, Exchange, Flow, Outcome, answer, decided, faulted, quiet
 
 __all__ = ["FLOWS"]
 
@@ -138,7 +138,8 @@ async def _addressed(exchange: Exchange) -> _Addressed | Outcome:
     job_id = exchange.params["job_id"]
     gate = exchange.gate()
     try:
-        raw = dialect.parse_id(job_id)
+        if not exchange.route.well_formed("job_id", job_id):
+            dialect.parse_id(job_id)  # raises the provider's own words for it
     except MalformedId as malformed:
         decision = await decided(exchange, await rt.state.passage(gate, exchange.now), None)
         if (refused := faulted(exchange, decision)) is not None:
@@ -150,18 +151,21 @@ async def _addressed(exchange: Exchange) -> _Addressed | Outcome:
         return answer(exchange, malformed, decision=decision)
     read = await rt.state.read(job_id, exchange.now, gate)
     stored = read.stored
-    phase = state_at(stored.record, exchange.now).phase if stored is not None else None
-    decision = await decided(exchange, read.passage, phase)
+    view = rt.engine.view(stored, exchange.now) if stored is not None else None
+    phase = view.phase if view is not None else None
+    decision = (NO_FAULT if quiet(exchange, read.passage)
+                else await decided(exchange, read.passage, phase))
     if (refused := faulted(exchange, decision, job_id=job_id, phase=phase)) is not None:
         return refused
     try:
         owner = authenticate(exchange)
-        if stored is None:
-            raise JobNotFound(job_id, reason=diagnose(raw, tag=rt.state.identity.tag))
+        if stored is None or view is None:
+            raise JobNotFound(job_id, reason=diagnose(dialect.parse_id(job_id),
+                                                      tag=rt.state.identity.tag))
         stored = rt.engine.visible(stored, dialect.name, job_id, owner)
     except ApiError as error:
         return answer(exchange, error, job_id=job_id, phase=phase, decision=decision)
-    return _Addressed(stored, rt.engine.view(stored, exchange.now), decision)
+    return _Addressed(stored, view, decision)
 
 
 async def status(exchange: Exchange) -> Outcome:
@@ -169,15 +173,18 @@ async def status(exchange: Exchange) -> Outcome:
     if isinstance(found, Outcome):
         return found
     rt = exchange.rt
-    stored = await rt.engine.note_poll(found.stored, exchange.now)
-    view = found.view if stored is found.stored else rt.engine.view(stored, exchange.now)
+    stored = found.stored
+    view = found.view
+    if isinstance(stored.record.schedule, PollDriven):  # the only jobs a poll changes
+        stored = await rt.engine.note_poll(stored, exchange.now)
+        view = rt.engine.view(stored, exchange.now)
     decision = found.decision
     try:
         reply = rt.memo.status(exchange.dialect, rt.links_for(exchange.base), exchange.now,
                                stored, view)
     except ApiError as error:
         return answer(exchange, error, view=view, decision=decision)
-    return Outcome(reply, view=view, decision=decision)
+    return Outcome(reply.reply, view=view, decision=decision, encoded=reply.encoded)
 
 
 async def result(exchange: Exchange) -> Outcome:

@@ -14,7 +14,18 @@ from ..lifecycle import JobView, next_change
 from ..state import Stored
 from .bodies import encode_reply
 
-__all__ = ["Memo"]
+__all__ = ["Answer", "Encoded", "Memo"]
+
+
+Encoded = tuple[int, list[tuple[bytes, bytes]], bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A status answer: the reply (its schema, for checks) and its bytes as sent."""
+
+    reply: Reply
+    encoded: Encoded
 
 
 @dataclass(slots=True)
@@ -24,7 +35,7 @@ class _Kept:
     since: float
     until: float
     position: int | None
-    reply: Reply
+    answer: Answer
 
 
 class Memo:
@@ -38,29 +49,26 @@ class Memo:
         self.hits = 0
 
     def status(self, dialect: Dialect, links: Links, now: float, stored: Stored,
-               view: JobView) -> Reply:
-        """The status answer of ``view`` (rendered, or kept from an identical earlier one);
-        its body is already encoded."""
+               view: JobView) -> Answer:
+        """The status answer of ``view``: rendered, or kept from an identical earlier one."""
         if not self.enabled:
             return _render(dialect, links, view)
         kept = self._kept.get(view.id)
         if (kept is not None and kept.version == stored.version and kept.base == links.base
                 and kept.since <= now < kept.until and kept.position == view.queue_position):
             self.hits += 1
-            return kept.reply
-        reply = _render(dialect, links, view)
+            return kept.answer
+        answer = _render(dialect, links, view)
         if view.id not in self._kept and len(self._kept) >= self.capacity:
             del self._kept[next(iter(self._kept))]
         self._kept[view.id] = _Kept(stored.version, links.base, now,
-                                    next_change(stored.record, now), view.queue_position, reply)
-        return reply
+                                    next_change(stored.record, now), view.queue_position, answer)
+        return answer
 
     def clear(self) -> None:
         self._kept.clear()
 
 
-def _render(dialect: Dialect, links: Links, view: JobView) -> Reply:
+def _render(dialect: Dialect, links: Links, view: JobView) -> Answer:
     rendered = dialect.render_status(view, links)
-    status, headers, body = encode_reply(rendered)
-    return Reply(status, body, {k.decode("latin-1"): v.decode("latin-1") for k, v in headers},
-                 rendered.schema)
+    return Answer(rendered, encode_reply(rendered))

@@ -23,7 +23,7 @@ from ..images import Renderer, UrlSigner
 from ..journal import Journal
 from ..lifecycle import JobView
 from ..scenarios import parse_scenario
-from ..state import SimState
+from ..state import MemoryState, SimState
 from .memo import Memo
 
 __all__ = ["Runtime", "bearer_key", "owner_of", "valid_host"]
@@ -85,8 +85,10 @@ class Runtime:
     #: Small caches of pure functions of a request: owner token by key, links by base URL.
     _owners: dict[str, str] = field(init=False, default_factory=dict)
     _links: dict[str, Links] = field(init=False, default_factory=dict)
+    _local: bool = field(init=False, default=False)
 
     def __post_init__(self) -> None:
+        self._local = isinstance(self.state, MemoryState)
         _check_scenario(self.config)
         identity = self.state.identity
         self.signer = UrlSigner(identity.secret, incarnation=identity.incarnation)
@@ -119,7 +121,10 @@ class Runtime:
         return config
 
     async def sync_preset(self) -> None:
-        """Follow a preset switched through another worker sharing the state."""
+        """Follow a preset switched through another worker sharing the state (an in-process
+        state has no other worker: its preset is switched through this runtime)."""
+        if self._local:
+            return
         name = await self.state.preset()
         if name != self.config.preset:
             self.use_preset(name)
