@@ -6,7 +6,7 @@ status word sit, what the words mean — comes from the provider module's
 suite, the tests and the load tester use it against the fake or a real base URL alike.
 
 >>> sorted(DRIVERS)
-['runcomfy', 'therouter']
+['dashscope', 'runcomfy', 'therouter']
 """
 
 from __future__ import annotations

@@ -63,6 +63,8 @@ class Plan:
     expire_after: float | None = None
     #: Sits in the queue and is cancelled provider-side this many seconds after submit.
     cancel_after: float | None = None
+    #: Images that fail on their own while the job succeeds (all of them: the job fails).
+    failed_images: int = 0
     #: Name of the scenario or preset that produced this plan.
     scenario: str = ""
 
@@ -125,6 +127,12 @@ class Engine:
         rng = state.rng
         # the client sent none: draw one, as the providers do
         seed = rng.randrange(2**31) if request.seed is None else request.seed
+        failed_images = min(plan.failed_images, request.n)
+        failure = plan.failure
+        if failed_images == request.n and failure is None:  # no image left: the job fails
+            failure = Failure(FailureKind.INTERNAL, FAILURE_MESSAGES[FailureKind.INTERNAL])
+        if failure is not None:
+            failed_images = 0
         queue = f"{provider}:{owner if lifecycle.queue_scope is QueueScope.ACCOUNT else ''}"
         expires_at = now + (retention if plan.expire_after is None else plan.expire_after)
         admission = None
@@ -158,10 +166,11 @@ class Engine:
                 expires_at=expires_at,
                 evict_at=expires_at + lifecycle.evict_after,
                 schedule=schedule,
-                failure=plan.failure,
+                failure=failure,
                 cancelled_at=cancelled_at,
                 scenario=plan.scenario,
                 seed=seed,
+                failed_images=failed_images,
             )
             created = await state.create(record, admission, now, gate, budget)
             if created.stored is not None:

@@ -144,6 +144,13 @@ class JobRecord:
     scenario: str = ""
     #: The generation seed: the client's, or one the engine drew (as the providers do).
     seed: int = 0
+    #: Images of a succeeded job that failed on their own (a partial failure: the last ones).
+    failed_images: int = 0
+
+    @property
+    def images(self) -> int:
+        """How many images a success delivers (``n`` less the partially failed ones)."""
+        return self.request.n - self.failed_images
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

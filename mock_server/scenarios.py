@@ -14,6 +14,7 @@ A scenario is a comma-separated list of words that reshape the job's :class:`Pla
 ``stuck``              it never leaves the queue; ``stuck-running`` never finishes running
 ``expire-after-60s``   it expires 60 s after submit
 ``cancel-after-30s``   it sits in the queue and is cancelled provider-side after 30 s
+``partial-fail-2``     2 of its images fail on their own; it succeeds with the rest (all: fails)
 ====================== ==================================================================
 
 Each form is one row of :data:`FORMS`: how it is written, how its number is read, what it does
@@ -104,6 +105,8 @@ FORMS: tuple[Form, ...] = (
           lambda p, v, d: {"expire_after": v}),
     _form("cancel-after", ("cancel-after-<N>s",), rf"cancel-after-{_SECONDS}s", float,
           lambda p, v, d: {"cancel_after": v}),
+    _form("partial-fail", ("partial-fail-<N>",), rf"partial-fail-{_COUNT}", int,
+          lambda p, v, d: {"failed_images": v}),
 )
 _BY_NAME = {form.name: form for form in FORMS}
 #: Every way a scenario word may be written (for help texts and strategies).

@@ -2,7 +2,7 @@
 
 >>> registry = default_registry()
 >>> registry.names()
-['runcomfy', 'therouter']
+['dashscope', 'runcomfy', 'therouter']
 >>> registry.get("therouters")  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
@@ -30,12 +30,14 @@ from .base import (
     SubmitInput,
     Synchronous,
 )
+from .dashscope import DashScope
 from .runcomfy import RunComfy
 from .therouter import TheRouter
 
 __all__ = [
     "ClientFacts",
     "Contents",
+    "DashScope",
     "Dialect",
     "DialectRegistry",
     "Endpoint",
@@ -114,4 +116,5 @@ def default_registry() -> DialectRegistry:
     registry = DialectRegistry()
     registry.register(TheRouter)
     registry.register(RunComfy)
+    registry.register(DashScope)
     return registry

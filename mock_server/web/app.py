@@ -7,7 +7,7 @@ dashboard are a small Starlette app behind it. No global state: everything hangs
 >>> from wanmock.server import FakeClock
 >>> app = create_app(clock=FakeClock())
 >>> sorted(app.state.wanmock.dialects)
-['runcomfy', 'therouter']
+['dashscope', 'runcomfy', 'therouter']
 """
 
 from __future__ import annotations

@@ -254,7 +254,7 @@ async def download(exchange: Exchange) -> Outcome:
     index = int(raw_index) if raw_index.isascii() and raw_index.isdigit() else -1
     record = stored.record if stored is not None else None
     if (record is None or record.provider != exchange.dialect.name
-            or not 0 <= index < record.request.n):
+            or not 0 <= index < record.images):
         return Outcome(_xml(404, "NoSuchKey", "The specified key does not exist."),
                        job_id=job_id, phase=phase, decision=decision)
     view = state_at(record, exchange.now)

@@ -182,7 +182,7 @@ class Runtime:
         def image_urls(view: JobView) -> list[str]:
             record = view.record
             urls = []
-            for index in range(record.request.n):
+            for index in range(record.images):
                 path = f"/files/{record.provider}/{record.id}/{index}.png"
                 query = signer.query(path, issued=record.end_at, expires=record.expires_at)
                 urls.append(f"{base}{path}?{query}")
