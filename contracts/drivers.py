@@ -50,6 +50,15 @@ class Driver:
         """A minimal valid submit body (top-level keys of ``overrides`` replace its own)."""
         return {**self.facts.body(prompt), **overrides}
 
+    def seeded(self, seed: int, prompt: str = "a lighthouse at dusk") -> dict[str, Any]:
+        """A minimal valid body asking for ``seed`` (wherever the provider keeps it)."""
+        body = copy.deepcopy(self.valid_body(prompt))
+        where = body
+        for name in self.facts.seed_field[:-1]:
+            where = where.setdefault(name, {})
+        where[self.facts.seed_field[-1]] = seed
+        return body
+
     def body_without_prompt(self) -> dict[str, Any]:
         """A valid body with its prompt removed (the contract's "invalid body" probe)."""
         body = copy.deepcopy(self.valid_body())

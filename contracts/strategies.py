@@ -47,12 +47,15 @@ def _schema(provider: str) -> dict[str, Any]:
 
 
 def _value(spec: dict[str, Any]) -> st.SearchStrategy[Any]:
-    """Values of one flat property schema (the request schemas use only these keywords)."""
+    """Values of one property schema (the request schemas use only these keywords; objects
+    nest, as DashScope's ``input`` and ``parameters`` do)."""
     if "const" in spec:
         return st.just(spec["const"])
     if "enum" in spec:
         return st.sampled_from(spec["enum"])
     kind = spec["type"]
+    if kind == "object":
+        return _object(spec)
     if kind == "integer":
         return st.integers(spec.get("minimum"), spec.get("maximum"))
     if kind == "boolean":
@@ -62,11 +65,9 @@ def _value(spec: dict[str, Any]) -> st.SearchStrategy[Any]:
     return st.text(min_size=spec.get("minLength", 0), max_size=200)
 
 
-def valid_requests(provider: str) -> st.SearchStrategy[dict[str, Any]]:
-    """Submit bodies the provider must accept: every required field, any optional ones."""
-    schema = _schema(provider)
-    properties = schema["properties"]
-    required = set(schema["required"])
+def _object(schema: dict[str, Any]) -> st.SearchStrategy[dict[str, Any]]:
+    properties = schema.get("properties", {})
+    required = set(schema.get("required", ()))
     return st.fixed_dictionaries(
         {name: _value(spec) for name, spec in properties.items() if name in required},
         optional={name: _value(spec) for name, spec in properties.items()
@@ -74,49 +75,100 @@ def valid_requests(provider: str) -> st.SearchStrategy[dict[str, Any]]:
     )
 
 
-_WRONG_TYPES = {"string": 5, "integer": "7", "boolean": "yes"}
+def valid_requests(provider: str) -> st.SearchStrategy[dict[str, Any]]:
+    """Submit bodies the provider must accept: every required field, any optional ones (and
+    only those its arithmetic rules beyond the schema accept, e.g. DashScope's 2 megapixels)."""
+    return _object(_schema(provider)).filter(_FACTS[provider].accepts)
+
+
+_WRONG_TYPES = {"string": 5, "integer": "7", "boolean": "yes", "object": "x"}
+Path = tuple[str, ...]
+
+
+def _specs(schema: dict[str, Any], body: Any, path: Path = ()
+           ) -> list[tuple[Path, dict[str, Any], bool]]:
+    """Every property whose parent object is present in ``body``: (path, schema, required)."""
+    found = []
+    required = set(schema.get("required", ()))
+    for name, spec in schema.get("properties", {}).items():
+        found.append(((*path, name), spec, name in required))
+        if isinstance(body, dict) and isinstance(body.get(name), dict):
+            found.extend(_specs(spec, body[name], (*path, name)))
+    return found
+
+
+def _containers(schema: dict[str, Any], body: Any, path: Path = ()) -> list[Path]:
+    """The objects present in ``body`` that refuse unknown members."""
+    found = [path] if schema.get("additionalProperties") is False else []
+    for name, spec in schema.get("properties", {}).items():
+        if isinstance(body, dict) and isinstance(body.get(name), dict):
+            found.extend(_containers(spec, body[name], (*path, name)))
+    return found
+
+
+def _put(body: dict[str, Any], path: Path, value: Any = None, *, delete: bool = False
+         ) -> dict[str, Any]:
+    """A copy of ``body`` with ``value`` at ``path`` (or the member there removed)."""
+    copy = dict(body)
+    head, rest = path[0], path[1:]
+    if rest:
+        copy[head] = _put(copy[head], rest, value, delete=delete)
+    elif delete:
+        del copy[head]
+    else:
+        copy[head] = value
+    return copy
 
 
 def invalid_requests(provider: str) -> st.SearchStrategy[InvalidRequest]:
-    """Submit bodies that break exactly one rule of the provider's request schema."""
+    """Submit bodies that break exactly one rule of the provider's request schema; ``field``
+    is the dotted path of the offending member (``parameters.n``)."""
     schema = _schema(provider)
-    properties = schema["properties"]
 
     def breaking(body: dict[str, Any], draw: st.DrawFn) -> InvalidRequest:
+        specs = _specs(schema, body)
+        typed = [(p, s) for p, s, _ in specs if "type" in s]
+        enums = [(p, s) for p, s, _ in specs if "enum" in s]
+        ranged = [(p, s) for p, s, _ in specs if "maximum" in s]
         kinds = ["missing", "unknown", "wrong-type"]
-        kinds += ["enum"] if any("enum" in p for p in properties.values()) else []
-        kinds += ["range"] if any("maximum" in p for p in properties.values()) else []
+        kinds += ["enum"] if enums else []
+        kinds += ["range"] if ranged else []
         kind = draw(st.sampled_from(kinds))
-        body = dict(body)
         if kind == "missing":
-            name = draw(st.sampled_from(sorted(schema["required"])))
-            del body[name]
-            return InvalidRequest(body, name, "required")
+            path = draw(st.sampled_from(sorted(p for p, _, required in specs if required)))
+            return InvalidRequest(_put(body, path, delete=True), ".".join(path), "required")
         if kind == "unknown":
+            where = draw(st.sampled_from(sorted(_containers(schema, body))))
+            known = _specs_at(schema, where)
             name = draw(st.text("abcdefghijklmnopqrstuvwxyz_", min_size=3, max_size=12)
-                        .filter(lambda n: n not in properties))
-            body[name] = draw(st.integers() | st.text(max_size=5))
-            return InvalidRequest(body, name, "additionalProperties")
+                        .filter(lambda n: n not in known))
+            value = draw(st.integers() | st.text(max_size=5))
+            return InvalidRequest(_put(body, (*where, name), value), ".".join((*where, name)),
+                                  "additionalProperties")
         if kind == "wrong-type":
-            name = draw(st.sampled_from(sorted(n for n, p in properties.items() if "type" in p)))
-            body[name] = _WRONG_TYPES[properties[name]["type"]]
-            return InvalidRequest(body, name, "type")
+            path, spec = draw(st.sampled_from(sorted(typed, key=lambda t: t[0])))
+            return InvalidRequest(_put(body, path, _WRONG_TYPES[spec["type"]]),
+                                  ".".join(path), "type")
         if kind == "enum":
-            name = draw(st.sampled_from(sorted(n for n, p in properties.items() if "enum" in p)))
-            allowed = properties[name]["enum"]
+            path, spec = draw(st.sampled_from(sorted(enums, key=lambda t: t[0])))
+            allowed = spec["enum"]
             value = draw(st.from_type(type(allowed[0])).filter(lambda v: v not in allowed))
-            body[name] = value
-            return InvalidRequest(body, name, "enum")
-        name = draw(st.sampled_from(sorted(n for n, p in properties.items() if "maximum" in p)))
-        spec = properties[name]
-        body[name] = draw(st.sampled_from([spec["maximum"] + 1, spec.get("minimum", 0) - 1]))
-        return InvalidRequest(body, name, "range")
+            return InvalidRequest(_put(body, path, value), ".".join(path), "enum")
+        path, spec = draw(st.sampled_from(sorted(ranged, key=lambda t: t[0])))
+        value = draw(st.sampled_from([spec["maximum"] + 1, spec.get("minimum", 0) - 1]))
+        return InvalidRequest(_put(body, path, value), ".".join(path), "range")
 
     @st.composite
     def build(draw: st.DrawFn) -> InvalidRequest:
         return breaking(draw(valid_requests(provider)), draw)
 
     return build()
+
+
+def _specs_at(schema: dict[str, Any], path: Path) -> set[str]:
+    for name in path:
+        schema = schema["properties"][name]
+    return set(schema.get("properties", {}))
 
 
 def scenarios() -> st.SearchStrategy[str]:

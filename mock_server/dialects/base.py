@@ -217,6 +217,11 @@ class ClientFacts:
     request_schema: str
     #: Body fields the provider checks beyond its schema (a served model, say).
     fixed_fields: Mapping[str, Any] = field(default_factory=dict)
+    #: Whether the provider accepts a schema-valid body (its arithmetic rules beyond the
+    #: schema, such as DashScope's 2-megapixel limit; for generated bodies).
+    accepts: Callable[[Any], bool] = field(default=lambda body: True)
+    #: Where the generation seed sits in a submit body.
+    seed_field: tuple[str, ...] = ("seed",)
     real_base_url: str
     #: What a client library takes as its base URL, relative to the server's root (DashScope's
     #: SDK wants ``…/api/v1``).

@@ -232,6 +232,8 @@ class DashScope:
         unknown_id="00000000-0000-4000-8000-000000000000",
         request_schema=_REQUEST,
         fixed_fields={"model": MODEL},
+        accepts=lambda body: _pixels(body.get("parameters", {}).get("size", "1")) <= _MAX_PIXELS,
+        seed_field=("parameters", "seed"),
         real_base_url="https://dashscope-intl.aliyuncs.com",
         base_path="/api/v1",
         key_env="DASHSCOPE_API_KEY",
@@ -282,7 +284,7 @@ class DashScope:
             raise UnknownModel(body["model"], self.models)
         parameters = {**self._defaults, **body.get("parameters", {})}
         width, height = (int(side) for side in parameters["size"].split("*"))
-        if width * height > _MAX_PIXELS:
+        if _pixels(parameters["size"]) > _MAX_PIXELS:
             raise InvalidRequest([Violation("parameters.size", "maximum", (
                 f"parameters.size {width}*{height} is {width * height} pixels; at most "
                 f"{_MAX_PIXELS} (2 megapixels, e.g. 1414*1414) are allowed"))])
@@ -430,6 +432,11 @@ class DashScope:
         """``2025-01-08 16:03:59.840``: milliseconds, no zone (the zone is an option)."""
         stamp = datetime.fromtimestamp(when, UTC).astimezone(self._zone)
         return stamp.strftime("%Y-%m-%d %H:%M:%S.") + f"{stamp.microsecond // 1000:03d}"
+
+
+def _pixels(size: str) -> int:
+    width, _, height = size.partition("*")
+    return int(width) * int(height or 1)
 
 
 def _request_id(*parts: str) -> str:

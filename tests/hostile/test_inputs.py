@@ -12,6 +12,7 @@ into the 500 a real server would send, so a crash is a failed assertion, not an 
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from collections.abc import AsyncIterator, Iterator, Mapping
@@ -52,7 +53,8 @@ class Case:
     headers: Mapping[str, str | bytes] = field(default_factory=dict)
     #: Raw body bytes (sent as application/json); DEFAULT: the valid body, if the route has one.
     body: Any = DEFAULT
-    #: Fields of the valid body replaced by raw JSON text (huge numbers cannot be dumped).
+    #: Fields of the valid body (dotted paths) replaced by raw JSON text (huge numbers cannot
+    #: be dumped).
     fields: Mapping[str, str] = field(default_factory=dict)
     authorization: Any = DEFAULT
     #: The request cannot be valid: a 4xx is required (else any non-5xx answer will do).
@@ -66,10 +68,18 @@ class Case:
 
 
 def body_properties(route: Route) -> Mapping[str, Mapping[str, Any]]:
+    """Every property of the route's request body by dotted path, nested objects included."""
     if route.request_schema is None:
         return {}
-    properties: Mapping[str, Mapping[str, Any]] = schemas.load(route.request_schema)["properties"]
-    return properties
+    found: dict[str, Mapping[str, Any]] = {}
+
+    def walk(schema: Mapping[str, Any], prefix: str) -> None:
+        for name, spec in schema.get("properties", {}).items():
+            found[prefix + name] = spec
+            walk(spec, f"{prefix}{name}.")
+
+    walk(schemas.load(route.request_schema), "")
+    return found
 
 
 def _types(schema: Mapping[str, Any]) -> set[str]:
@@ -155,10 +165,11 @@ async def world() -> AsyncIterator[World]:
         yield World(app, clock, http, jobs)
 
 
-def valid_request(world: World, case: Case) -> tuple[str, dict[str, str], bytes | None]:
-    """The path, query and body of a valid request to the case's route (path parameters from
-    their schema's enum or the provider's job, enum query parameters at their first value),
-    with the case's path, query and body fields laid over it."""
+def valid_request(world: World, case: Case
+                  ) -> tuple[str, dict[str, str], bytes | None, dict[str, str]]:
+    """The path, query, body and protocol headers of a valid request to the case's route (path
+    parameters from their schema's enum or the provider's job, enum query parameters and
+    headers at their first value), with the case's path, query and body fields laid over it."""
     route = case.route
 
     def fill(match: re.Match[str]) -> str:
@@ -172,20 +183,31 @@ def valid_request(world: World, case: Case) -> tuple[str, dict[str, str], bytes 
     query = {name: str(schema["enum"][0]) for name, (schema, _) in route.query.items()
              if "enum" in schema}
     query.update(case.query)
+    protocol = {name: str(schema["enum"][0]) for name, (schema, _) in route.headers.items()
+                if "enum" in schema}
     body = None
     if route.request_schema:
-        valid = DRIVERS[case.provider](world.http).valid_body()
-        kept = json.dumps({k: v for k, v in valid.items() if k not in case.fields})
-        raw = "".join(f", {json.dumps(k)}: {v}" for k, v in case.fields.items())
-        body = (kept[:-1] + raw + "}" if kept != "{}" else "{" + raw[2:] + "}").encode()
+        valid = copy.deepcopy(DRIVERS[case.provider](world.http).valid_body())
+        holes = {}
+        for index, (dotted, raw) in enumerate(case.fields.items()):
+            *parents, leaf = dotted.split(".")
+            where = valid
+            for name in parents:
+                where = where.setdefault(name, {})
+            where[leaf] = hole = f"@@hole{index}@@"
+            holes[json.dumps(hole)] = raw
+        text = json.dumps(valid)
+        for hole, raw in holes.items():
+            text = text.replace(hole, raw)
+        body = text.encode()
     if case.body is not DEFAULT:
         body = case.body
-    return path, query, body
+    return path, query, body, protocol
 
 
 async def send(world: World, case: Case) -> httpx.Response:
-    path, query, body = valid_request(world, case)
-    headers: dict[str, str | bytes] = dict(case.headers)
+    path, query, body, protocol = valid_request(world, case)
+    headers: dict[str, str | bytes] = {**protocol, **case.headers}
     if body is not None:
         headers["content-type"] = "application/json"
     if case.authorization not in (None, DEFAULT):
