@@ -1,4 +1,4 @@
-"""Reference clients for TheRouter, RunComfy and DashScope that handle everything the providers can do.
+"""Reference clients for TheRouter, RunComfy and DashScope, handling all the providers can do.
 
 They submit, poll every ``poll_interval`` seconds, honour ``Retry-After`` on 429/503, back off
 exponentially on other 5xx, dropped connections and unreadable bodies, give up after ``deadline``

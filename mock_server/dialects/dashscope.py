@@ -148,7 +148,7 @@ _ERRORS: dict[str, tuple[int, str]] = {
     "unsupported_media_type": (400, "InvalidParameter"),
     "body_too_large": (413, "BadRequest.TooLarge"),
     "invalid_request": (400, "InvalidParameter"),
-    "unknown_model": (400, "InvalidParameter"),
+    "unknown_model": (404, "ModelNotFound"),
     "malformed_id": (404, "NotFound"),
     "job_not_found": (404, "NotFound"),
     "job_forbidden": (404, "NotFound"),
@@ -198,8 +198,9 @@ class DashScope:
     error_schema: ClassVar[str] = _ERROR
     routes: ClassVar[tuple[Route, ...]] = (
         Route(Operation.SUBMIT, "POST", SUBMIT_PATH, "Create a text-to-image task", _REQUEST,
-              {200: ("dashscope/submit-response",
-                     "task created (async); without the header, the finished task"),
+              # a created task (PENDING) is also a valid task body: one schema for both answers
+              {200: (_TASK, "task created (PENDING); without the async header, the finished "
+                            "task"),
                **error_responses(_ERROR, 400, 403, 404, 408, 413)},
               headers=_ASYNC_HEADER),
         Route(Operation.STATUS, "GET", "/api/v1/tasks/{job_id}", "Query a task", None,
@@ -331,7 +332,7 @@ class DashScope:
 
     def sync_deadline(self, submitted: SubmitInput) -> float | None:
         flag = submitted.headers.get("x-dashscope-async")
-        if flag is not None and flag.lower() == "enable":
+        if flag == "enable":
             return None
         if flag is not None:
             raise InvalidRequest([Violation("X-DashScope-Async", "enum", (
@@ -349,7 +350,7 @@ class DashScope:
     def render_submit(self, view: JobView, links: Links) -> Reply:
         body = {"output": {"task_status": "PENDING", "task_id": view.id},
                 "request_id": _request_id(view.id, "submit")}
-        return Reply(200, body, schema="dashscope/submit-response")
+        return Reply(200, body, schema="dashscope/submit-response")  # the stricter schema
 
     def render_sync(self, view: JobView, links: Links) -> Reply:
         return self.render_status(view, links)
@@ -357,7 +358,9 @@ class DashScope:
     def render_status(self, view: JobView, links: Links) -> Reply:
         record = view.record
         output: dict[str, Any] = {"task_id": view.id, "task_status": _STATUS[view.phase]}
-        body: dict[str, Any] = {"request_id": _request_id(view.id, f"{view.at:.3f}"),
+        # the same answer (a memoised poll) carries the same request_id
+        body: dict[str, Any] = {"request_id": _request_id(view.id, view.phase,
+                                                          str(view.queue_position)),
                                 "output": output}
         if view.phase is Phase.EXPIRED:
             return Reply(200, body, schema=_TASK)  # past its 24 h: nothing more is known

@@ -7,12 +7,14 @@ import asyncio
 import httpx
 import pytest
 from hypothesis import given, settings
+from hypothesis import strategies as st
 from starlette.applications import Starlette
 
 from tests.conftest import Checked
 from wanmock.contracts.drivers import DRIVERS
 from wanmock.contracts.strategies import InvalidRequest, invalid_requests, scenarios, valid_requests
 from wanmock.server import Config, FakeClock, create_app
+from wanmock.server.dialects import default_registry
 
 APP: dict[str, Starlette] = {}
 
@@ -33,27 +35,27 @@ def submit(provider: str, body: object, **headers: str) -> httpx.Response:
 
 @pytest.mark.parametrize("provider", sorted(DRIVERS))
 @settings(max_examples=40)
-@given(data=valid_requests("therouter") | valid_requests("runcomfy"))
-def test_valid_bodies_are_accepted(provider: str, data: dict) -> None:  # type: ignore[type-arg]
-    body = data if ("model" in data) == (provider == "therouter") else None
-    if body is None:
-        return
-    assert submit(provider, body).status_code in (200, 202)
+@given(data=st.data())
+def test_valid_bodies_are_accepted(provider: str, data: st.DataObject) -> None:
+    body = data.draw(valid_requests(provider))
+    answer = submit(provider, body)
+    assert answer.status_code in (200, 202), answer.text
 
 
 @pytest.mark.parametrize("provider", sorted(DRIVERS))
 @settings(max_examples=40)
-@given(data=invalid_requests("therouter") | invalid_requests("runcomfy"))
-def test_invalid_bodies_get_a_4xx_naming_the_field(provider: str, data: InvalidRequest) -> None:
-    if ("model" in data.body or data.field == "model") != (provider == "therouter"):
-        return
-    answer = submit(provider, data.body)
-    assert 400 <= answer.status_code < 500
-    assert data.field in answer.text
+@given(data=st.data())
+def test_invalid_bodies_get_a_4xx_naming_the_field(provider: str, data: st.DataObject) -> None:
+    broken: InvalidRequest = data.draw(invalid_requests(provider))
+    answer = submit(provider, broken.body)
+    assert 400 <= answer.status_code < 500, (broken, answer.text)
+    assert broken.field in answer.text, (broken, answer.text)
 
 
+@pytest.mark.parametrize("provider", sorted(DRIVERS))
 @settings(max_examples=30)
-@given(scenarios())
-def test_every_generated_scenario_is_accepted(scenario: str) -> None:
-    answer = submit("runcomfy", {"prompt": "x"}, **{"X-Wanmock-Scenario": scenario})
-    assert answer.status_code == 200
+@given(data=st.data())
+def test_every_generated_scenario_is_accepted(provider: str, data: st.DataObject) -> None:
+    body = default_registry().get(provider).client.body("x")
+    answer = submit(provider, body, **{"X-Wanmock-Scenario": data.draw(scenarios())})
+    assert answer.status_code in (200, 202), answer.text
