@@ -252,7 +252,7 @@ def test_a_sync_client_sleeping_forever_is_stopped_as_hung() -> None:
 
 def test_unknown_provider_is_an_error_listing_the_known_ones() -> None:
     with pytest.raises(ConfigError, match=r"unknown provider 'runcomfi'; did you mean "
-                                          r"'runcomfy'\? valid: runcomfy, therouter"):
+                                          r"'runcomfy'\? valid: dashscope, runcomfy, therouter"):
         check_client(generate_therouter, provider="runcomfi")
 
 

@@ -9,6 +9,7 @@ import socket
 import httpx
 import pytest
 
+from wanmock.contracts.drivers import DRIVERS
 from wanmock.contracts.load import LoadReport, PollPolicy, is_loopback, run_load
 from wanmock.server import Config, FakeClock, create_app
 from wanmock.server.cli import build_parser, main
@@ -144,7 +145,7 @@ async def heavy_faults(provider: str, *, duration: float = 400, **kw: object) ->
                           **kw)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("provider", ["therouter", "runcomfy"])
+@pytest.mark.parametrize("provider", sorted(DRIVERS))
 async def test_finished_plus_unfinished_is_submitted_on_every_path(provider: str) -> None:
     report = await heavy_faults(provider)
     data = report.summary()
@@ -234,7 +235,8 @@ async def test_run_load_rejects_empty_runs() -> None:
         await run_load("therouter", "http://127.0.0.1:8000", clients=0)
     with pytest.raises(ValueError, match="duration must be > 0"):
         await run_load("therouter", "http://127.0.0.1:8000", duration=-1)
-    with pytest.raises(ValueError, match="unknown provider 'x'; known: runcomfy, therouter"):
+    with pytest.raises(ValueError,
+                       match="unknown provider 'x'; known: dashscope, runcomfy, therouter"):
         await run_load("x", "http://127.0.0.1:8000")
 
 

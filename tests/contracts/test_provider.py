@@ -11,13 +11,14 @@ import httpx
 import pytest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from wanmock.contracts.drivers import DRIVERS
 from wanmock.contracts.provider import admin_clock_wait, clock_mode_problem, verify_provider
 from wanmock.server import Config, FakeClock, create_app
 from wanmock.server.cli import main
 from wanmock.server.web.serve import LiveServer
 
 pytestmark = pytest.mark.anyio
-PROVIDERS = ["therouter", "runcomfy"]
+PROVIDERS = sorted(DRIVERS)
 
 
 async def run(app: ASGIApp, clock: FakeClock, provider: str, **kw: object):  # type: ignore[no-untyped-def]
@@ -341,5 +342,6 @@ async def test_the_clock_probe_judges_servers_without_an_admin_api() -> None:
 
 
 async def test_an_unknown_provider_is_an_error_listing_the_known_ones() -> None:
-    with pytest.raises(ValueError, match="unknown provider 'dashscop'; known: runcomfy, therouter"):
-        await verify_provider("dashscop", "http://127.0.0.1:8000", "key")
+    with pytest.raises(ValueError, match="unknown provider 'nosuch'; known: dashscope, runcomfy, "
+                                         "therouter"):
+        await verify_provider("nosuch", "http://127.0.0.1:8000", "key")
