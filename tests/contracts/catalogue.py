@@ -2,9 +2,9 @@
 
 Each is a plain ``generate(base_url, api_key, prompt)`` (sync or ``async def``) on a real HTTP
 stack — ``requests`` (+ ``tenacity``, urllib3's ``Retry``), ``httpx`` sync and async, anyio, the
-official ``openai`` SDK — sleeping with ``time.sleep`` / ``asyncio.sleep`` / ``anyio.sleep`` and
-measuring time with ``time.monotonic`` or the event loop, as real code does. None takes a
-``sleep`` seam: check_client must simulate time for them as they are.
+official ``openai`` and ``dashscope`` SDKs — sleeping with ``time.sleep`` / ``asyncio.sleep``
+/ ``anyio.sleep`` and measuring time with ``time.monotonic`` or the event loop, as real code
+does. None takes a ``sleep`` seam: check_client must simulate time for them as they are.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 import anyio
+import dashscope
 import httpx
 import openai
 import requests
@@ -326,3 +327,25 @@ def sync_mode_openai(base_url: str, api_key: str, prompt: str) -> Any:
     client = openai.OpenAI(base_url=base_url + "/v1", api_key=api_key)
     with client:
         return client.images.generate(model=MODEL, prompt=prompt).data
+
+
+# The official DashScope SDK, as its docs use it -------------------------------------------------
+
+
+def dashscope_sdk_call(base_url: str, api_key: str, prompt: str) -> list[str]:
+    """``ImageSynthesis.call`` (submit + ``wait``), pointed at the fake by its base URL only.
+
+    Known bad, in its own code: ``wait()`` retries only 503/504, without Retry-After, so a 429
+    or 502 poll ends the wait; a dropped or truncated answer raises from ``requests``; and it
+    never gives up on a task stuck in the queue."""
+    saved = dashscope.base_http_api_url
+    dashscope.base_http_api_url = f"{base_url}/api/v1"
+    try:
+        answer = dashscope.ImageSynthesis.call(model="wan2.2-t2i-flash", prompt=prompt, n=1,
+                                               api_key=api_key)
+    finally:
+        dashscope.base_http_api_url = saved
+    if answer.status_code != 200 or answer.output.task_status != "SUCCEEDED":
+        raise GenerationFailed(f"{answer.status_code} {answer.code}: "
+                               f"{answer.output and answer.output.task_status}")
+    return [r.url for r in answer.output.results if r.url]

@@ -17,7 +17,11 @@ from typing import Any
 import pytest
 
 from wanmock.contracts.client import SCENARIOS, ClientReport, Scenario, check_client
-from wanmock.examples.reference_clients import generate_runcomfy, generate_therouter
+from wanmock.examples.reference_clients import (
+    generate_dashscope,
+    generate_runcomfy,
+    generate_therouter,
+)
 
 from . import catalogue as c
 
@@ -68,6 +72,7 @@ CASES = [
     # Known good: the whole matrix passes.
     passes_all("reference-therouter (httpx)", generate_therouter, "therouter"),
     passes_all("reference-runcomfy (httpx)", generate_runcomfy, "runcomfy"),
+    passes_all("reference-dashscope (httpx)", generate_dashscope, "dashscope"),
     passes_all("requests+tenacity", c.requests_tenacity_runcomfy, "runcomfy"),
     passes_all("AsyncOpenAI poller", c.async_openai_therouter, "therouter",
                deterministic=False),
@@ -107,6 +112,15 @@ CASES = [
     bad("gives up too early: anyio.fail_after(60)", c.gives_up_too_early, "runcomfy",
         {"slow": {"expected-result", "gave-up-early"}, "stuck": {"gave-up-early"}},
         only("slow", "stuck")),
+    bad("the official dashscope SDK: ImageSynthesis.call", c.dashscope_sdk_call, "dashscope",
+        {"success": set(), "failure": set(), "cancelled": set(), "expired": set(),
+         "rate-limited": {"expected-result", "gave-up-early"},
+         "server-errors": {"retry-after", "expected-result", "gave-up-early"},
+         "dropped-connection": {"expected-result", "gave-up-early"},
+         "truncated-body": {"expected-result", "gave-up-early"},
+         "stuck": {"hung", "gave-up-late"}},
+        only("success", "failure", "cancelled", "expired", "rate-limited", "server-errors",
+             "dropped-connection", "truncated-body", "stuck")),
     bad("sync mode on a 180 s job (OpenAI images.generate)", c.sync_mode_openai, "therouter",
         {"quick": set(), "slow": {"expected-result", "gave-up-early"}},
         (QUICK, BY_NAME["slow"]), deterministic=False),
