@@ -87,8 +87,11 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if "smoke" in (config.option.markexpr or ""):
         return
-    skip = pytest.mark.skip(reason="real-API smoke test: opt-in with `pytest -m smoke` and "
-                                   "THE_ROUTER_API_KEY / RUNCOMFY_API_TOKEN (costs $0.048/image)")
+    from wanmock.server.dialects import default_registry
+
+    keys = " / ".join(f"{cls.client.key_env} (${cls.client.price_per_image:g}/image)"
+                      for cls in default_registry())
+    skip = pytest.mark.skip(reason=f"real-API smoke test: opt-in with `pytest -m smoke` and {keys}")
     for item in items:
         if item.get_closest_marker("smoke"):
             item.add_marker(skip)

@@ -23,9 +23,10 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from wanmock.server.dialects import DialectRegistry
 from wanmock.server.vocab import Phase
 
-from .drivers import DRIVERS, Driver
+from .drivers import DRIVERS, Driver, drivers
 from .responses import response_problems
 
 __all__ = ["CheckResult", "Report", "admin_clock_wait", "clock_mode_problem", "verify_provider"]
@@ -221,6 +222,7 @@ async def verify_provider(
     timeout: float | None = None,
     retries: int = 3,
     longest_retry_wait: float = 120.0,
+    registry: DialectRegistry | None = None,
 ) -> Report:
     """Run every provider-side check; submits at most ``max_jobs`` jobs (each costs money on a
     real provider). ``wait(seconds)`` lets time pass between polls.
@@ -230,11 +232,13 @@ async def verify_provider(
     the rest are skipped. 429/503 answers are retried up to ``retries`` times, each wait (the
     ``Retry-After``) at most ``longest_retry_wait`` seconds. Transport and protocol errors
     become failed checks with the reason; this function does not raise for them.
+    ``registry`` holds the providers to know (the built-in ones by default).
 
     >>> report = await verify_provider("therouter", url, key, wait=wait)  # doctest: +SKIP
     """
-    if provider not in DRIVERS:
-        raise ValueError(f"unknown provider {provider!r}; known: {', '.join(sorted(DRIVERS))}")
+    known = DRIVERS if registry is None else drivers(registry)
+    if provider not in known:
+        raise ValueError(f"unknown provider {provider!r}; known: {', '.join(sorted(known))}")
     report = Report(provider, base_url)
     say: Progress = progress or (lambda line: None)
     sleep: Wait = wait or asyncio.sleep
@@ -243,7 +247,7 @@ async def verify_provider(
     async def on_response(response: httpx.Response) -> None:
         await response.aread()
         report.responses.append(response)
-        for problem in response_problems(response):
+        for problem in response_problems(response, registry=registry):
             if current:
                 current[-1].fail(str(problem))
 
@@ -278,7 +282,7 @@ async def verify_provider(
     try:
         async with asyncio.timeout(timeout), \
                 polite(headers={"authorization": f"Bearer {api_key}"}) as http:
-            driver = DRIVERS[provider](http)
+            driver = known[provider](http)
             for name, step in steps:
                 needs, why = budget.get(name, (0, ""))
                 if unreachable or max_jobs < needs:

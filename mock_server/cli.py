@@ -53,9 +53,13 @@ def _version() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .dialects import default_registry
+
+    titles = [cls.title for cls in default_registry()]
     parser = argparse.ArgumentParser(
         prog="wanmock", formatter_class=_HelpFormatter,
-        description="Fake TheRouter and RunComfy Wan 2.2 T2I Flash APIs, for offline tests.",
+        description=f"Fake {', '.join(titles[:-1])} and {titles[-1]} Wan 2.2 T2I Flash APIs, "
+                    "for offline tests.",
     )
     parser.add_argument("--version", action="version", version=f"wanmock {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -64,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
         return commands.add_parser(name, help=text, description=text,
                                    formatter_class=_HelpFormatter)
 
-    serve = command("serve", "serve the fake of both providers")
+    serve = command("serve", "serve the fake of every provider")
     serve.add_argument("--host", help="interface to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=_port, help="port (default 8000; 0 picks a free one)")
     serve.add_argument("--time-scale", type=_positive, metavar="X",
