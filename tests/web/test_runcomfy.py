@@ -129,3 +129,24 @@ async def test_cancel_outcomes(http: Checked, clock: FakeClock) -> None:
     clock.advance(100)
     done = (await http.post(f"/v1/requests/{ids[0]}/cancel")).json()
     assert (done["outcome"], done["status"]) == ("not_cancellable", "completed")
+
+
+async def test_a_running_request_is_not_cancellable(http: Checked, clock: FakeClock) -> None:
+    job = await submit(http)
+    clock.advance(10)
+    answer = await http.post(f"/v1/requests/{job}/cancel")
+    assert answer.status_code == 202 and answer.json()["outcome"] == "not_cancellable"
+    assert answer.json()["status"] == "in_progress"
+
+
+async def test_every_documented_field_round_trips(http: Checked, clock: FakeClock) -> None:
+    import io
+
+    from PIL import Image
+
+    job = await submit(http, aspect_ratio="810:1440 (9:16)", seed=42, negative_prompt="fog",
+                       prompt_extend=False, duration=5)
+    clock.advance(100)
+    output = (await http.get(f"/v1/requests/{job}/result")).json()["output"]
+    image = Image.open(io.BytesIO((await http.get(output["image"])).content))
+    assert image.size == (810, 1440)

@@ -151,3 +151,25 @@ async def test_lenient_options(
     answer = await http.post(SUBMIT, params={"async": "true"},
                              json=body(size="1024*768", quality="high"))
     assert answer.status_code == 202
+
+
+async def test_a_running_job_cannot_be_cancelled_409(http: Checked, clock: FakeClock) -> None:
+    job = (await http.post(SUBMIT, params={"async": "true"}, json=body())).json()["id"]
+    clock.advance(10)
+    answer = await http.post(f"/v1/jobs/{job}/cancel")
+    assert answer.status_code == 409 and answer.json()["error"]["code"] == "job_not_cancellable"
+    assert "only jobs that are queued" in answer.json()["error"]["message"]
+
+
+async def test_size_n_and_seed_round_trip(http: Checked, clock: FakeClock) -> None:
+    import io
+
+    from PIL import Image
+
+    job = (await http.post(SUBMIT, params={"async": "true"},
+                           json=body(size="768x1280", n=2, seed=42))).json()["id"]
+    clock.advance(100)
+    urls = (await http.get(f"/v1/jobs/{job}")).json()["unsigned_urls"]
+    assert len(urls) == 2
+    for url in urls:
+        assert Image.open(io.BytesIO((await http.get(url)).content)).size == (768, 1280)
