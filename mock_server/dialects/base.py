@@ -76,7 +76,7 @@ def compile_path(path: str) -> tuple[re.Pattern[str], tuple[str, ...]]:
     for match in _PARAM.finditer(path):
         parts.append(re.escape(path[last:match.start()]))
         name, converter = match.group(1), match.group(2)
-        body = r".+" if converter == "path" else rf"[^/]{{1,{MAX_PARAM}}}"
+        body = r"[\s\S]+" if converter == "path" else rf"[^/]{{1,{MAX_PARAM}}}"
         parts.append(f"(?P<{name}>{body})")
         names.append(name)
         last = match.end()
