@@ -10,7 +10,7 @@ the rounds is reported (this 2-core box is shared with wrk and noisy: turns spre
 Ratios are to (b) and (c) of the same run. Installs Debian's ``wrk`` if it is missing.
 
 Endpoints: ``GET`` poll of one job and of 1000 jobs in turn (so bodies are not all memoised),
-``POST`` submit, of both providers.
+``POST`` submit, of every provider.
 
     python benchmarks/server.py [--seconds 3] [--rounds 3] [--json] [--only fake,raw]
 """
@@ -52,6 +52,10 @@ TR_BODY = '{"model": "wan/wan2.2-t2i-flash", "prompt": "a lighthouse at dusk"}'
 RC_BODY = '{"prompt": "a lighthouse at dusk"}'
 TR_SUBMIT = "/v1/images/generations?async=true"
 RC_SUBMIT = "/v1/models/wan-ai/wan-2-2/flash/text-to-image"
+DS_BODY = ('{"model": "wan2.2-t2i-flash", "input": {"prompt": "a lighthouse at dusk"}, '
+           '"parameters": {"n": 1}}')
+DS_SUBMIT = "/api/v1/services/aigc/text2image/image-synthesis"
+DS_HEADERS = {"X-DashScope-Async": "enable"}
 MANY = 1000
 
 
@@ -101,9 +105,12 @@ class Server:
 
 
 def wrk(binary: str, url: str, seconds: float, method: str = "GET", body: str = "",
-        paths: list[str] | None = None) -> dict[str, float]:
+        paths: list[str] | None = None, headers: dict[str, str] | None = None
+        ) -> dict[str, float]:
     """One wrk run; ``paths``: request these in turn instead of ``url``'s path."""
     script = 'wrk.headers["Authorization"] = "Bearer bench-key"\n'
+    script += "".join(f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}\n"
+                      for k, v in (headers or {}).items())
     if method == "POST":
         script += (f'wrk.method = "POST"\nwrk.body = {json.dumps(body)}\n'
                    'wrk.headers["Content-Type"] = "application/json"\n')
@@ -131,21 +138,30 @@ def _ms(text: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def targets(server: Server) -> dict[str, tuple[str, str, str, list[str] | None]]:
-    """name -> (method, url, body, paths in turn). Poll targets are real jobs on a fake."""
+Target = tuple[str, str, str, list[str] | None, dict[str, str] | None]
+
+
+def targets(server: Server) -> dict[str, Target]:
+    """name -> (method, url, body, paths in turn, headers). Poll targets are real jobs on a
+    fake."""
     headers = {"authorization": "Bearer bench-key", "content-type": "application/json"}
     with httpx.Client(base_url=server.url, headers=headers) as client:
         tr = [client.post(TR_SUBMIT, content=TR_BODY).json() for _ in range(MANY)]
         rc = client.post(RC_SUBMIT, content=RC_BODY).json()
+        ds = client.post(DS_SUBMIT, content=DS_BODY, headers=DS_HEADERS).json()
     tr_ids = [job.get("id", "img_00000000000000000000000000") for job in tr]
     rc_id = rc.get("request_id", "00000000-0000-4000-8000-000000000000")
+    ds_id = ds.get("output", {}).get("task_id", "00000000-0000-4000-8000-000000000000")
     url = server.url
     return {
-        "therouter GET poll": ("GET", f"{url}/v1/jobs/{tr_ids[0]}", "", None),
-        f"therouter GET poll {MANY} jobs": ("GET", url, "", [f"/v1/jobs/{i}" for i in tr_ids]),
-        "runcomfy GET poll": ("GET", f"{url}/v1/requests/{rc_id}/status", "", None),
-        "therouter POST submit": ("POST", url + TR_SUBMIT, TR_BODY, None),
-        "runcomfy POST submit": ("POST", url + RC_SUBMIT, RC_BODY, None),
+        "therouter GET poll": ("GET", f"{url}/v1/jobs/{tr_ids[0]}", "", None, None),
+        f"therouter GET poll {MANY} jobs": ("GET", url, "", [f"/v1/jobs/{i}" for i in tr_ids],
+                                            None),
+        "runcomfy GET poll": ("GET", f"{url}/v1/requests/{rc_id}/status", "", None, None),
+        "dashscope GET poll": ("GET", f"{url}/api/v1/tasks/{ds_id}", "", None, None),
+        "therouter POST submit": ("POST", url + TR_SUBMIT, TR_BODY, None, None),
+        "runcomfy POST submit": ("POST", url + RC_SUBMIT, RC_BODY, None, None),
+        "dashscope POST submit": ("POST", url + DS_SUBMIT, DS_BODY, None, DS_HEADERS),
     }
 
 
@@ -160,10 +176,10 @@ def measure(names: list[str], seconds: float, rounds: int) -> dict[str, dict[str
         for endpoint in plans[names[0]]:
             for _ in range(rounds):
                 for name in names:
-                    method, url, body, paths = plans[name][endpoint]
-                    wrk(binary, url, 1, method, body, paths)  # warm-up
+                    method, url, body, paths, headers = plans[name][endpoint]
+                    wrk(binary, url, 1, method, body, paths, headers)  # warm-up
                     runs.setdefault(endpoint, {}).setdefault(name, []).append(
-                        wrk(binary, url, seconds, method, body, paths))
+                        wrk(binary, url, seconds, method, body, paths, headers))
     finally:
         for server in servers.values():
             server.stop()

@@ -160,6 +160,7 @@ _ERRORS: dict[str, tuple[int, str]] = {
     "budget_exceeded": (429, "Throttling.AllocationQuota"),
     "injected_fault": (500, "InternalError"),
     "route_not_found": (404, "NotFound"),
+    # a shared state that cannot be reached (the Redis backend's StateUnavailable, when merged)
     "state_unavailable": (503, "ServiceUnavailable"),
 }
 #: A missing top-level member has a code of its own [S-DS8].
