@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from ..clock import FakeClock
-from ..errors import ApiError, ConfigError
+from ..errors import ApiError, ConfigError, StateUnavailable
 from ..faults import ScriptedFault, parse_fault
 from ..presets import PRESETS
 from ..vocab import Operation, parse_enum
@@ -142,7 +142,7 @@ async def clock(rt: Runtime, request: Request) -> Response:
         if (isinstance(seconds, bool) or not isinstance(seconds, int | float)
                 or not 0 <= seconds < 1e12):
             raise AdminError(f"seconds must be a number >= 0; got {json.dumps(seconds)[:40]}")
-        rt.clock.advance(float(seconds))
+        await rt.clock.move(float(seconds))
     server = rt.config.server
     return JSONResponse({"now": rt.clock.now(), "fake": fake,
                          "scale": None if fake else server.time_scale})
@@ -151,8 +151,12 @@ async def clock(rt: Runtime, request: Request) -> Response:
 async def health(rt: Runtime, request: Request) -> Response:
     """Liveness plus a few counters (no secrets: the signing key is never shown)."""
     now = rt.clock.now()
-    census = await rt.state.census(now)
-    journal = await rt.state.journal()
+    try:
+        census = await rt.state.census(now)
+        journal = await rt.state.journal()
+    except StateUnavailable as exc:  # provider endpoints answer 503 meanwhile
+        return JSONResponse({"status": "state unavailable", "error": exc.message,
+                             "state": rt.config.server.state.split("@")[-1], "now": now}, 503)
     return JSONResponse({
         "status": "ok",
         "seed": getattr(rt.state, "seed", None),

@@ -38,6 +38,7 @@ from ..errors import (
     MethodNotAllowed,
     RateLimited,
     RouteNotFound,
+    StateUnavailable,
 )
 from ..faults import Decision, Passage
 from ..journal import Request
@@ -206,7 +207,6 @@ class Edge:
     async def _serve(self, match: _Match, scope: Scope, receive: Receive, send: Send) -> None:
         rt = self.rt
         started = time.perf_counter()
-        now = rt.clock.now()
         method, path = scope["method"], scope["path"]
         dialect, route = match.dialect, match.route
         outcome: Outcome | None = None
@@ -214,7 +214,10 @@ class Edge:
         key = bearer_key(headers.get("authorization", ""))
         owner = rt.owner(key) if key else None
         try:
-            await rt.sync_preset()
+            try:
+                await rt.sync_preset()  # a shared fake clock's time is read here too
+            finally:
+                now = rt.clock.now()
             if route is None:
                 error: ApiError = (MethodNotAllowed(method, short(path), match.allowed)
                                    if match.allowed else RouteNotFound(method, short(path)))
@@ -230,6 +233,9 @@ class Edge:
             outcome = None  # nothing to answer: journaled below as 499, no traceback
         except ConnectionDropped:
             raise
+        except StateUnavailable as unavailable:  # Redis down or slow: the provider's 503
+            outcome = Outcome(dialect.render_error(unavailable), error=unavailable)
+            await self._send(send, outcome, scope)
         except Exception as exc:
             log.exception("wanmock bug while serving %s %s", method, short(path))
             fault = InjectedFault(500, f"wanmock internal error ({type(exc).__name__}); "
@@ -308,7 +314,7 @@ class Edge:
         error = outcome.error if outcome else None
         decision = outcome.decision if outcome else None
         retry_after = None
-        if isinstance(error, RateLimited | InjectedFault | BudgetExceeded):
+        if isinstance(error, RateLimited | InjectedFault | BudgetExceeded | StateUnavailable):
             retry_after = error.retry_after
         await rt.state.record(Request(
             match.dialect.name,

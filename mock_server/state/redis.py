@@ -1,0 +1,704 @@
+"""Simulation state in Redis: every worker and host using one Redis namespace is one fake.
+
+Each :class:`~wanmock.server.state.base.SimState` operation is one Lua script (``redis_lua.py``):
+atomic, and one round trip — a poll is one ``EVALSHA`` (gate + job + its queue if it waits), a
+submit is one when this worker's copy of the queue is current (its version is compared and set;
+on a conflict the script answers the current queue and the submit is computed again). The FIFO
+arithmetic stays the pure :class:`~wanmock.server.scheduler.FifoQueue`, run in Python over the
+queue's stored value.
+
+Shared through Redis: jobs, queues, scripted responses, rate windows, the preset, the journal (a
+Stream, written in batches), the clock's anchor (a real clock's origin and scale, or a fake
+clock's time) and the identity (id tag, signing secret). Redis unreachable or slow: every
+operation raises :class:`~wanmock.server.errors.StateUnavailable` within the socket timeout
+(the provider's 503 with ``Retry-After: 1``), and the connection pool reconnects by itself.
+
+>>> RedisState.key_prefix("team-a")
+'wm:{team-a}:'
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import logging
+import math
+import os
+import random
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Iterable, Sequence
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import redis
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from ..clock import Clock, FakeClock, RealClock
+from ..config import Config
+from ..errors import ConfigError, StateUnavailable
+from ..faults import Passage, ScriptedFault, bucket_of
+from ..ids import tag_of
+from ..journal import Journal, Request
+from ..lifecycle import (
+    Backlog,
+    Failure,
+    JobRecord,
+    JobRequest,
+    PollDriven,
+    Schedule,
+    Slotted,
+    Stuck,
+    next_change,
+    state_at,
+)
+from ..scheduler import FifoQueue, Slot
+from ..vocab import FailureKind, FaultKind, Operation, Phase
+from . import redis_lua
+from .base import Admission, Census, Created, Gate, Identity, Read, Stored, kept_bytes
+
+__all__ = ["JOURNAL_STREAM_CAP", "RedisState", "SharedFakeClock"]
+
+log = logging.getLogger("wanmock")
+
+_OPEN = Passage()
+_NO_GATE = ("0", "", "", "", "", "", "", "")
+#: Entries the journal stream keeps (older ones are trimmed; a worker that had not read them
+#: counts its summaries as having lost evidence).
+JOURNAL_STREAM_CAP = 1_000_000
+#: Seconds a worker trusts its copy of the preset before reading it again (real clock only).
+PRESET_TTL = 0.5
+#: Socket timeouts unless the URL says otherwise (``?socket_timeout=0.3``): a request waits at
+#: most this long for Redis before answering 503.
+SOCKET_TIMEOUT = 1.0
+_UNSET: Any = object()
+
+
+@contextlib.contextmanager
+def _guard() -> Any:
+    """Redis unreachable, slow or loading → :class:`StateUnavailable` (a provider 503)."""
+    try:
+        yield
+    except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        raise StateUnavailable(f"the shared state (Redis) is unavailable: "
+                               f"{type(exc).__name__}: {str(exc)[:200]}") from exc
+
+
+def _f(value: float) -> str:
+    return repr(float(value))
+
+
+def _schedule(value: list[Any]) -> Schedule:
+    tag = value[0]
+    if tag == "slotted":
+        return Slotted(value[1], value[2])
+    if tag == "backlog":
+        return Backlog(value[1], value[2])
+    if tag == "stuck":
+        return Stuck(value[1])
+    return PollDriven(value[1])
+
+
+def _schedule_value(schedule: Schedule) -> list[Any]:
+    if isinstance(schedule, Slotted):
+        return ["slotted", schedule.queue, schedule.seq]
+    if isinstance(schedule, Backlog):
+        return ["backlog", schedule.ahead, schedule.drain]
+    if isinstance(schedule, Stuck):
+        return ["stuck", schedule.ahead]
+    return ["polls", schedule.polls]
+
+
+def encode_record(record: JobRecord) -> str:
+    """The immutable part of a record as compact JSON (start, end and cancel are kept apart)."""
+    r = record.request
+    failure = [record.failure.kind.value, record.failure.message] if record.failure else None
+    return json.dumps(
+        [record.id, record.provider, record.owner,
+         [r.model, r.prompt, r.width, r.height, r.n, r.seed, r.negative_prompt, r.prompt_extend,
+          r.params.decode(), list(r.prompt_path)],
+         record.created_at, record.expires_at, record.evict_at, _schedule_value(record.schedule),
+         failure, record.scenario, record.seed],
+        separators=(",", ":"), ensure_ascii=False)
+
+
+def decode_record(data: str | bytes, start: str | bytes, end: str | bytes,
+                  cancelled: str | bytes) -> JobRecord:
+    """A record from its stored fields (see :func:`encode_record`)."""
+    (job_id, provider, owner, r, created, expires, evict, schedule, failure, scenario,
+     seed) = json.loads(data)
+    request = JobRequest(model=r[0], prompt=r[1], width=r[2], height=r[3], n=r[4], seed=r[5],
+                         negative_prompt=r[6], prompt_extend=r[7], params=r[8].encode(),
+                         prompt_path=tuple(r[9]))
+    return JobRecord(
+        id=job_id, provider=provider, owner=owner, request=request, created_at=created,
+        start_at=float(start), end_at=float(end), expires_at=expires, evict_at=evict,
+        schedule=_schedule(schedule),
+        failure=Failure(FailureKind(failure[0]), failure[1]) if failure else None,
+        cancelled_at=float(cancelled) if cancelled else None, scenario=scenario, seed=seed)
+
+
+def _changes(slots: Sequence[Slot]) -> list[str]:
+    args: list[str] = []
+    for slot in slots:
+        args += [slot.job_id, _f(slot.start), _f(slot.end)]
+    return args
+
+
+def _blob(queue: FifoQueue) -> str:
+    return json.dumps(queue.to_state(), separators=(",", ":"))
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class SharedFakeClock(FakeClock):
+    """A fake clock whose time is kept in Redis: an advance through any worker moves every
+    worker (each reads the time again at the start of a request: :meth:`RedisState.preset`)."""
+
+    def __init__(self, state: RedisState, start: float) -> None:
+        super().__init__(start)
+        self._state = state
+
+    async def move(self, seconds: float) -> None:
+        if not seconds >= 0:
+            raise ValueError(f"a fake clock cannot go backwards: advance({seconds!r})")
+        self.jump_to(await self._state._advance_clock(seconds))
+
+
+class RedisState:
+    """Every piece of simulation state in one Redis namespace (see :mod:`.base`)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        namespace: str = "wanmock",
+        fake_clock: bool = False,
+        time_scale: float = 1.0,
+        clock: Clock | None = None,
+        seed: int | None = None,
+        signing_key: bytes | None = None,
+        max_jobs: int = 2_000_000,
+        journal: Journal | None = None,
+    ) -> None:
+        self.url = url
+        self.namespace = namespace
+        self.prefix = self.key_prefix(namespace)
+        self.max_jobs = max_jobs
+        options = self._options(url)
+        self._options_ = options
+        with _guard():
+            sync = redis.Redis.from_url(url, **options)
+            try:
+                self.identity = self._identity(sync, signing_key)
+                self.clock = clock or self._clock(sync, fake_clock, time_scale)
+                worker = int(sync.incr(self.prefix + "workers"))
+            finally:
+                sync.close()
+        self.seed = seed if seed is not None else random.SystemRandom().randrange(2**32)
+        #: This worker's generator: its own sequence (worker numbers are never reused), so
+        #: workers and restarts never draw each other's ids.
+        self.rng = random.Random(f"{self.seed}:{worker}")
+        self.worker = worker
+        self._journal = journal or Journal()
+        self._folded_epoch: Any = _UNSET
+        self._folded_id = "0-0"
+        self._folded = 0
+        self._pending: list[str] = []
+        self._flushing: asyncio.Task[None] | None = None
+        self._client: aioredis.Redis | None = None
+        self._scripts: dict[str, Any] = {}
+        self._queues: dict[str, tuple[str, str | None]] = {}
+        self._records: dict[str, tuple[bytes, bytes, bytes, bytes, JobRecord]] = {}
+        self._preset = ""
+        self._preset_at = -math.inf
+        #: Journal entries that could not be written (Redis was down).
+        self.journal_lost = 0
+
+    # -- construction -------------------------------------------------------------------------
+
+    @staticmethod
+    def key_prefix(namespace: str) -> str:
+        """Every key of a namespace starts with this (hash-tagged: one Cluster slot)."""
+        return f"wm:{{{namespace}}}:"
+
+    @classmethod
+    def from_config(cls, config: Config, *, journal: Journal | None = None) -> RedisState:
+        """The state ``config.server`` describes (``state``, ``namespace``, clock, seed)."""
+        server = config.server
+        return cls(server.state, namespace=server.namespace, fake_clock=server.fake_clock,
+                   time_scale=server.time_scale, seed=server.seed,
+                   signing_key=server.signing_key.encode() if server.signing_key else None,
+                   max_jobs=config.lifecycle.max_jobs, journal=journal)
+
+    @staticmethod
+    def _options(url: str) -> dict[str, Any]:
+        given = {name for name, _ in parse_qsl(urlsplit(url).query)}
+        options: dict[str, Any] = {}
+        for name in ("socket_timeout", "socket_connect_timeout"):
+            if name not in given:
+                options[name] = SOCKET_TIMEOUT
+        return options
+
+    def _identity(self, sync: redis.Redis, signing_key: bytes | None) -> Identity:
+        key = self.prefix + "identity"
+        fresh = json.dumps({"tag": os.urandom(8).hex(), "secret": os.urandom(32).hex(),
+                            "incarnation": os.urandom(8).hex()})
+        sync.set(key, fresh, nx=True)
+        stored = json.loads(sync.get(key))  # type: ignore[arg-type]
+        return Identity(tag=tag_of(f"redis:{stored['tag']}"),
+                        secret=signing_key or bytes.fromhex(stored["secret"]),
+                        incarnation=stored["incarnation"])
+
+    def _clock(self, sync: redis.Redis, fake: bool, scale: float) -> Clock:
+        from ..clock import DEFAULT_EPOCH
+
+        key = self.prefix + "clock"
+        mode = "fake" if fake else f"real x{scale:g}"
+        anchor = json.dumps({"mode": mode, "scale": scale, "sim": time.time(),
+                             "wall": time.time()})
+        sync.set(key, anchor, nx=True)
+        stored = json.loads(sync.get(key))  # type: ignore[arg-type]
+        if stored["mode"] != mode:
+            raise ConfigError(
+                f"namespace {self.namespace!r} runs with a {stored['mode']} clock, this worker "
+                f"asked for a {mode} clock: start every worker with the same --fake-clock / "
+                "--time-scale, or use another --namespace")
+        if fake:
+            sync.set(self.prefix + "now", _f(DEFAULT_EPOCH), nx=True)
+            return SharedFakeClock(self, float(sync.get(self.prefix + "now")))  # type: ignore[arg-type]
+        now = stored["sim"] + (time.time() - stored["wall"]) * stored["scale"]
+        return RealClock(stored["scale"], start=now)
+
+    def _redis(self) -> aioredis.Redis:
+        client = self._client
+        if client is None:
+            client = self._client = aioredis.Redis.from_url(self.url, **self._options_)
+            for name in ("READ", "CREATE", "CANCEL", "QUEUE_COMMIT", "COUNT_POLL", "SET_IF"):
+                self._scripts[name] = client.register_script(getattr(redis_lua, name))
+        return client
+
+    async def _run(self, script: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        self._redis()
+        with _guard():
+            return await self._scripts[script](keys=keys, args=args)
+
+    def _job_key(self, job_id: str) -> str:
+        return f"{self.prefix}job:{job_id}"
+
+    def _queue_key(self, name: str) -> str:
+        return f"{self.prefix}q:{name}"
+
+    # -- gate ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def _gate(gate: Gate | None, now: float) -> Sequence[str]:
+        if gate is None:
+            return _NO_GATE
+        limit = gate.limit
+        if limit is None or not gate.key:
+            return ("1", gate.provider, gate.operation.value, "", gate.key, "", "", "")
+        start = float(math.floor(now / limit.window) * limit.window)
+        return ("1", gate.provider, gate.operation.value, bucket_of(gate.operation), gate.key,
+                str(limit.requests), _f(start), _f(start + limit.window - now))
+
+    @staticmethod
+    def _passage(script: bytes | None, wait: bytes | None) -> Passage:
+        if script is None and wait is None:
+            return _OPEN
+        fault = None
+        if script is not None:
+            name, retry_after, _ = script.decode().split("|")
+            fault = ScriptedFault(FaultKind(name), float(retry_after))
+        return Passage(fault, float(wait) if wait is not None else None)
+
+    async def passage(self, gate: Gate, now: float) -> Passage:
+        found = await self._run("READ", [self._job_key("")], [self.prefix, _f(now),
+                                                              *self._gate(gate, now)])
+        return self._passage(found[0], found[1])
+
+    # -- jobs ---------------------------------------------------------------------------------
+
+    def _record(self, job_id: str, data: bytes, start: bytes, end: bytes,
+                cancelled: bytes) -> JobRecord:
+        kept = self._records.get(job_id)
+        if (kept is not None and kept[0] == data and kept[1] == start and kept[2] == end
+                and kept[3] == cancelled):
+            return kept[4]
+        record = decode_record(data, start, end, cancelled)
+        if len(self._records) >= 16_384:
+            self._records.clear()
+        self._records[job_id] = (data, start, end, cancelled, record)
+        return record
+
+    async def _queue_value(self, name: str) -> tuple[str | None, str]:
+        with _guard():
+            blob, version = await self._redis().hmget(self._queue_key(name), ["b", "v"])
+        return (_text(blob) if blob is not None else None,
+                _text(version) if version is not None else "0")
+
+    async def create(self, record: JobRecord, admission: Admission | None, now: float,
+                     gate: Gate | None = None, budget: int | None = None) -> Created:
+        gate_args = self._gate(gate, now)
+        cost = kept_bytes(record)
+        queue_key = self._queue_key(admission.queue if admission else "")
+        for _ in range(64):
+            position = None
+            version, blob, changes = "", "", []
+            if admission is not None:
+                cached = self._queues.get(admission.queue)
+                if cached is None:
+                    found_blob, found_version = await self._queue_value(admission.queue)
+                    cached = (found_version, found_blob)
+                version = cached[0]
+                queue = (FifoQueue.from_state(json.loads(cached[1])) if cached[1]
+                         else FifoQueue(admission.concurrency))
+                seq, start, end = queue.admit(record.id, ready_at=admission.ready_at,
+                                              run_seconds=admission.run_seconds, now=now,
+                                              expires_at=record.expires_at)
+                record = dataclasses.replace(record, schedule=Slotted(admission.queue, seq),
+                                             start_at=start, end_at=end)
+                if start > now:
+                    position = queue.position(seq, now=now)
+                changes = _changes(queue.take_changes())
+                blob = _blob(queue)
+            schedule = record.schedule
+            fields = [encode_record(record), _f(record.start_at), _f(record.end_at),
+                      _f(record.cancelled_at) if record.cancelled_at is not None else "",
+                      schedule.queue if isinstance(schedule, Slotted) else "",
+                      str(schedule.polls) if isinstance(schedule, PollDriven) else "",
+                      _f(record.expires_at), _f(record.evict_at)]
+            answer = await self._run(
+                "CREATE", [self._job_key(record.id), queue_key],
+                [self.prefix, _f(now), *gate_args, version, blob,
+                 "" if budget is None else str(budget), record.owner, str(cost),
+                 str(self.max_jobs), *fields, *changes])
+            outcome = answer[0]
+            if outcome == b"conflict":
+                assert admission is not None
+                self._queues[admission.queue] = (
+                    _text(answer[2]), _text(answer[1]) if answer[1] is not None else None)
+                continue
+            passage = self._passage(answer[1], answer[2])
+            if outcome == b"blocked":
+                return Created(passage, None)
+            if outcome == b"taken":
+                return Created(passage, None, taken=True)
+            if outcome == b"budget":
+                return Created(passage, None, over_budget=True)
+            if admission is not None:
+                self._queues[admission.queue] = (str(int(version) + 1), blob)
+            return Created(passage, Stored(record, 0, position))
+        raise StateUnavailable("the shared queue kept changing under this submit (64 tries)")
+
+    async def read(self, job_id: str, now: float, gate: Gate | None = None) -> Read:
+        found = await self._run("READ", [self._job_key(job_id)],
+                                [self.prefix, _f(now), *self._gate(gate, now)])
+        passage = self._passage(found[0], found[1])
+        if found[2] is None:
+            return Read(passage, None)
+        record = self._record(job_id, found[2], found[3], found[4], found[5])
+        version = int(found[6])
+        schedule = record.schedule
+        if isinstance(schedule, Slotted) and record.start_at > now and found[7] is not None:
+            position, moved = await self._settle(schedule.queue, _text(found[7]),
+                                                 _text(found[8]), now, schedule.seq)
+            if job_id in moved:
+                start, end = moved[job_id]
+                record = dataclasses.replace(record, start_at=start, end_at=end)
+                version += 1
+            if record.start_at > now and record.cancelled_at is None:
+                return Read(passage, Stored(record, version, position))
+        return Read(passage, Stored(record, version))
+
+    async def _settle(self, name: str, blob: str | None, version: str, now: float,
+                      seq: int | None = None) -> tuple[int, dict[str, tuple[float, float]]]:
+        """Settle a queue to ``now`` (written back if that rescheduled anyone): the position
+        of ``seq`` and the jobs moved."""
+        for _ in range(64):
+            if blob is None:
+                return 0, {}
+            queue = FifoQueue.from_state(json.loads(blob))
+            if seq is not None:
+                position = queue.position(seq, now=now)
+            else:
+                queue.idle(now)  # settles it
+                position = len(queue)
+            changed = queue.take_changes()
+            if not changed:
+                self._queues[name] = (version, blob)
+                return position, {}
+            new_blob = _blob(queue)
+            answer = await self._run("QUEUE_COMMIT", [self._queue_key(name)],
+                                     [self.prefix, version, new_blob, *_changes(changed)])
+            if answer[0] == b"ok":
+                self._queues[name] = (str(int(version) + 1), new_blob)
+                return position, {s.job_id: (s.start, s.end) for s in changed}
+            version = _text(answer[2])
+            blob = _text(answer[1]) if answer[1] is not None else None
+        raise StateUnavailable(f"the shared queue {name!r} kept changing (64 tries)")
+
+    async def waiting(self, queue: str, now: float) -> int:
+        blob, version = await self._queue_value(queue)
+        count, _ = await self._settle(queue, blob, version, now)
+        return count
+
+    async def cancel(self, job_id: str, version: int, now: float, *, queued: bool
+                     ) -> Stored | None:
+        found = (await self.read(job_id, now)).stored
+        if found is None or found.version != version:
+            return None
+        record = found.record
+        schedule = record.schedule
+        name = schedule.queue if queued and isinstance(schedule, Slotted) else None
+        queue_key = self._queue_key(name or "")
+        blob: str | None = None
+        queue_version = ""
+        if name is not None:
+            blob, queue_version = await self._queue_value(name)
+        for _ in range(64):
+            queue_args: list[str] = ["", ""]
+            if name is not None and blob is not None:
+                queue = FifoQueue.from_state(json.loads(blob))
+                assert isinstance(schedule, Slotted)
+                if queue.cancel(schedule.seq, now=now):
+                    new_blob = _blob(queue)
+                    queue_args = [queue_version, new_blob, *_changes(queue.take_changes())]
+            times = [_f(math.inf), _f(math.inf)] if queued else ["", ""]
+            answer = await self._run("CANCEL", [self._job_key(job_id), queue_key],
+                                     [self.prefix, str(version), _f(now), *times, *queue_args])
+            if answer[0] == b"version":
+                return None
+            if answer[0] == b"conflict":
+                queue_version = _text(answer[2])
+                blob = _text(answer[1]) if answer[1] is not None else None
+                continue
+            if name is not None and queue_args[0]:
+                self._queues[name] = (str(int(queue_version) + 1), queue_args[1])
+            if queued:
+                record = dataclasses.replace(record, cancelled_at=now, start_at=math.inf,
+                                             end_at=math.inf)
+            else:
+                record = dataclasses.replace(record, cancelled_at=now)
+            return Stored(record, int(answer[1]))
+        raise StateUnavailable(f"the shared queue of job {job_id} kept changing (64 tries)")
+
+    async def count_poll(self, job_id: str, now: float) -> Stored | None:
+        found = await self._run("COUNT_POLL", [self._job_key(job_id)], [self.prefix, _f(now)])
+        if found is None:
+            return None
+        return Stored(self._record(job_id, found[0], found[1], found[2], found[3]),
+                      int(found[4]))
+
+    # -- scripts ------------------------------------------------------------------------------
+
+    async def script(self, faults: Iterable[ScriptedFault], *, provider: str | None,
+                     operation: Operation | None) -> int:
+        scope = f"{provider or '*'}:{operation.value if operation else '*'}"
+        items = [f"{f.fault.value}|{_f(f.retry_after)}|{int(f.fault.status is not None)}"
+                 for f in faults]
+        with _guard():
+            async with self._redis().pipeline(transaction=True) as pipe:
+                pipe.rpush(self.prefix + "script:" + scope, *items)
+                pipe.sadd(self.prefix + "scopes", scope)
+                count, _ = await pipe.execute()
+        return int(count)
+
+    async def scripted(self) -> dict[str, list[str]]:
+        client = self._redis()
+        with _guard():
+            scopes = sorted(_text(s) for s in await client.smembers(self.prefix + "scopes"))
+            found = {}
+            for scope in scopes:
+                items = await client.lrange(self.prefix + "script:" + scope, 0, -1)
+                if items:
+                    found[scope] = [_text(item).split("|")[0] for item in items]
+        return found
+
+    # -- settings -----------------------------------------------------------------------------
+
+    async def preset(self) -> str:
+        """The preset every worker follows. Also the moment a request brings this worker up to
+        date with what the others share: a shared fake clock's time is read on every call; a
+        real clock needs nothing, and the preset is read again every :data:`PRESET_TTL` s."""
+        if isinstance(self.clock, SharedFakeClock):
+            with _guard():
+                preset, now = await self._redis().mget([self.prefix + "preset",
+                                                        self.prefix + "now"])
+            if now is not None:
+                self.clock.jump_to(float(now))
+            self._preset = _text(preset) if preset is not None else ""
+            return self._preset
+        if time.monotonic() - self._preset_at > PRESET_TTL:
+            with _guard():
+                preset = await self._redis().get(self.prefix + "preset")
+            self._preset = _text(preset) if preset is not None else ""
+            self._preset_at = time.monotonic()
+        return self._preset
+
+    async def set_preset(self, name: str) -> None:
+        with _guard():
+            await self._redis().set(self.prefix + "preset", name)
+        self._preset, self._preset_at = name, time.monotonic()
+
+    async def _advance_clock(self, seconds: float) -> float:
+        key = self.prefix + "now"
+        for _ in range(64):
+            with _guard():
+                current = await self._redis().get(key)
+            old = _text(current) if current is not None else ""
+            new = (float(old) if old else self.clock.now()) + seconds
+            if await self._run("SET_IF", [key], [old, _f(new)]):
+                return new
+        raise StateUnavailable("the shared fake clock kept moving (64 tries)")
+
+    # -- journal ------------------------------------------------------------------------------
+
+    async def record(self, request: Request) -> None:
+        (provider, operation, method, path, job_id, key, status, sim_time, real_time,
+         duration_ms, phase, fault, retry_after, violations, finished_at) = request
+        op = operation.value if isinstance(operation, Operation) else operation
+        self._pending.append(json.dumps(
+            [provider, op, method, path, job_id, key, status, sim_time, real_time, duration_ms,
+             phase.value if phase is not None else None, fault, retry_after, list(violations),
+             finished_at], separators=(",", ":")))
+        if self._flushing is None:
+            self._flushing = asyncio.get_running_loop().create_task(self._flush_soon())
+
+    async def _flush_soon(self) -> None:
+        try:
+            await asyncio.sleep(0.005)  # real time: a batch per few milliseconds
+        finally:
+            self._flushing = None
+        await self._flush()
+
+    async def _flush(self) -> None:
+        pending, self._pending = self._pending, []
+        if not pending:
+            return
+        try:
+            async with self._redis().pipeline(transaction=False) as pipe:
+                for row in pending:
+                    pipe.xadd(self.prefix + "journal", {"r": row}, maxlen=JOURNAL_STREAM_CAP,
+                              approximate=True)
+                await pipe.execute()
+        except (RedisError, OSError) as exc:
+            self.journal_lost += len(pending)
+            log.warning("wanmock: %d journal entries lost, Redis unavailable: %s",
+                        len(pending), exc)
+
+    async def journal(self) -> Journal:
+        await self._flush()
+        client = self._redis()
+        stream = self.prefix + "journal"
+        with _guard():
+            epoch = await client.get(self.prefix + "jepoch")
+            if epoch != self._folded_epoch:
+                self._journal.reset()
+                self._folded_epoch, self._folded_id, self._folded = epoch, "0-0", 0
+            while True:
+                rows = await client.xrange(stream, min=f"({self._folded_id}", count=5000)
+                if not rows:
+                    break
+                for _, fields in rows:
+                    self._fold(json.loads(fields[b"r"]))  # type: ignore[index]
+                    self._folded += 1
+                self._folded_id = _text(rows[-1][0])
+            info = await client.xinfo_stream(stream) if self._folded else None
+        if info is not None:
+            lost = int(info.get("entries-added", self._folded)) - self._folded
+            if lost > 0:  # trimmed before this worker read them: the summaries lack evidence
+                self._journal.dropped_jobs += lost
+                self._journal.dropped_keys += lost
+                self._folded += lost
+        return self._journal
+
+    def _fold(self, row: list[Any]) -> None:
+        (provider, op, method, path, job_id, key, status, sim_time, real_time, duration_ms,
+         phase, fault, retry_after, violations, finished_at) = row
+        self._journal.add(Request(provider, op, method, path, job_id, key, status, sim_time,
+                                  real_time, duration_ms, Phase(phase) if phase else None, fault,
+                                  retry_after, tuple(violations), finished_at))
+
+    # -- the rest -----------------------------------------------------------------------------
+
+    async def _jobs(self) -> AsyncIterator[JobRecord]:
+        client = self._redis()
+        with _guard():
+            keys = [key async for key in client.scan_iter(match=self.prefix + "job:*",
+                                                          count=1000)]
+            for index in range(0, len(keys), 1000):
+                async with client.pipeline(transaction=False) as pipe:
+                    for key in keys[index:index + 1000]:
+                        pipe.hmget(key, ["d", "s", "e", "c"])
+                    rows = await pipe.execute()
+                for d, s, e, c in rows:
+                    if d is not None:
+                        yield decode_record(d, s, e, c or b"")
+
+    async def census(self, now: float) -> Census:
+        jobs: dict[str, Counter[Phase]] = {}
+        total = 0
+        async for record in self._jobs():
+            jobs.setdefault(record.provider, Counter())[state_at(record, now).phase] += 1
+            total += 1
+        queues = {}
+        client = self._redis()
+        with _guard():
+            names = [_text(key) async for key in client.scan_iter(match=self.prefix + "q:*")]
+        for key in names:
+            name = key[len(self.prefix) + 2:]
+            blob, version = await self._queue_value(name)
+            await self._settle(name, blob, version, now)
+            blob, version = await self._queue_value(name)
+            if blob is not None:
+                queue = FifoQueue.from_state(json.loads(blob))
+                queues[name] = (len(queue) if not queue.idle(now) else 0, queue.busy(now))
+        return Census(jobs, queues, total)
+
+    async def next_change(self, now: float) -> float | None:
+        soonest = math.inf
+        async for record in self._jobs():
+            if not state_at(record, now).phase.terminal:
+                soonest = min(soonest, next_change(record, now))
+        return None if math.isinf(soonest) else soonest
+
+    async def reset(self) -> None:
+        await self._flush()
+        client = self._redis()
+        kept = {self.prefix + name for name in ("identity", "clock", "now", "workers", "jepoch")}
+        with _guard():
+            keys = [key async for key in client.scan_iter(match=self.prefix + "*", count=1000)
+                    if _text(key) not in kept]
+            for index in range(0, len(keys), 1000):
+                await client.unlink(*keys[index:index + 1000])
+            await client.incr(self.prefix + "jepoch")
+        self._queues.clear()
+        self._records.clear()
+        self._journal.reset()
+        self._folded_epoch = _UNSET
+        self._preset, self._preset_at = "", -math.inf
+
+    async def evicted(self) -> int:
+        """Records evicted so far, by every worker."""
+        with _guard():
+            count = await self._redis().get(self.prefix + "evicted")
+        return int(count or 0)
+
+    async def close(self) -> None:
+        if self._flushing is not None:
+            self._flushing.cancel()
+            self._flushing = None
+        with contextlib.suppress(RedisError, OSError):
+            await self._flush()
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+            self._scripts.clear()
