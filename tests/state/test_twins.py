@@ -1,0 +1,107 @@
+"""The same operations applied to a :class:`MemoryState` and a :class:`RedisState` give the same
+views: jobs, versions, queue positions, cancels, poll-driven ends, census."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, precondition, rule, run_state_machine_as_test
+
+from wanmock.server.clock import FakeClock
+from wanmock.server.engine import Plan
+from wanmock.server.state import MemoryState
+from wanmock.server.state.redis import RedisState
+from wanmock.server.vocab import Phase
+
+from .test_conformance import T0, Jobs
+
+T = TypeVar("T")
+
+PLANS = st.one_of(
+    st.builds(Plan, queue_delay=st.sampled_from([0.0, 3.0]),
+              run_seconds=st.sampled_from([10.0, 60.0])),
+    st.builds(Plan, stuck_in_queue=st.just(True)),
+    st.builds(Plan, ahead=st.integers(1, 3), drain=st.just(2.0), run_seconds=st.just(5.0)),
+    st.builds(Plan, end_after_polls=st.integers(1, 3), queue_delay=st.just(1.0)),
+    st.builds(Plan, cancel_after=st.just(4.0)),
+)
+
+
+def machine(url: str) -> type[RuleBasedStateMachine]:
+    class SameViews(RuleBasedStateMachine):
+        def __init__(self) -> None:
+            super().__init__()
+            self.loop = asyncio.new_event_loop()
+            self.now = T0
+            self.memory = MemoryState(FakeClock(T0), seed=1)
+            self.redis = RedisState(url, namespace=f"twin{uuid.uuid4().hex[:10]}",
+                                    clock=FakeClock(T0), seed=1)
+            self.twins = [Jobs(self.memory, concurrency=2), Jobs(self.redis, concurrency=2)]
+            self.ids: list[tuple[str, str]] = []
+
+        def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+            return self.loop.run_until_complete(coroutine)
+
+        def both(self, call: Any) -> tuple[Any, Any]:
+            memory, shared = (self.run(call(twin)) for twin in self.twins)
+            return memory, shared
+
+        @rule(plan=PLANS, owner=st.sampled_from(["a", "b"]),
+              retention=st.sampled_from([30.0, 1000.0]))
+        def submit(self, plan: Plan, owner: str, retention: float) -> None:
+            memory, shared = self.both(lambda jobs: jobs.submit(
+                self.now, owner=owner, plan=plan, retention=retention))
+            assert memory == shared
+            self.ids.append((memory.id, owner))
+
+        @precondition(lambda self: self.ids)
+        @rule(pick=st.integers(0, 1000))
+        def read(self, pick: int) -> None:
+            job_id, _ = self.ids[pick % len(self.ids)]
+            memory, shared = self.both(lambda jobs: jobs.state.read(job_id, self.now))
+            assert memory == shared
+
+        @precondition(lambda self: self.ids)
+        @rule(pick=st.integers(0, 1000))
+        def cancel(self, pick: int) -> None:
+            job_id, owner = self.ids[pick % len(self.ids)]
+            memory, shared = self.both(lambda jobs: jobs.engine.cancel(
+                "p", job_id, owner, self.now, allowed=(Phase.QUEUED, Phase.RUNNING)))
+            assert memory == shared
+
+        @precondition(lambda self: self.ids)
+        @rule(pick=st.integers(0, 1000))
+        def poll(self, pick: int) -> None:
+            job_id, _ = self.ids[pick % len(self.ids)]
+            memory, shared = self.both(lambda jobs: jobs.state.count_poll(job_id, self.now))
+            assert memory == shared
+
+        @rule(seconds=st.sampled_from([0.5, 2.0, 5.0, 31.0, 61.0]))
+        def advance(self, seconds: float) -> None:
+            self.now += seconds
+
+        @rule()
+        def census(self) -> None:
+            memory, shared = self.both(lambda jobs: jobs.state.census(self.now))
+            assert memory.jobs == shared.jobs and memory.total == shared.total
+            assert {q: v for q, v in memory.queues.items() if v != (0, 0)} == {
+                q: v for q, v in shared.queues.items() if v != (0, 0)}
+            soonest = self.both(lambda jobs: jobs.state.next_change(self.now))
+            assert soonest[0] == soonest[1]
+
+        def teardown(self) -> None:
+            self.run(self.redis.reset())
+            self.run(self.redis.close())
+            self.loop.close()
+
+    return SameViews
+
+
+def test_memory_and_redis_give_the_same_views(redis_url: str) -> None:
+    run_state_machine_as_test(machine(redis_url), settings=settings(
+        max_examples=60, stateful_step_count=20, deadline=None))
