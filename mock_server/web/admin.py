@@ -18,6 +18,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import json
+import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -101,7 +102,11 @@ def wrap(rt: Runtime, handler: Handler) -> Callable[[Request], Awaitable[Respons
         if refusal is not None:
             return refusal
         try:
+            await rt.sync_preset()  # what other workers changed (a shared fake clock's time)
             return await handler(rt, request)
+        except StateUnavailable as exc:
+            return JSONResponse({"status": "state unavailable", "error": exc.message}, 503,
+                                headers={"retry-after": "1"})
         except AdminError as exc:
             return problem(exc.status, str(exc))
         except (ApiError, ConfigError) as exc:
@@ -151,16 +156,13 @@ async def clock(rt: Runtime, request: Request) -> Response:
 async def health(rt: Runtime, request: Request) -> Response:
     """Liveness plus a few counters (no secrets: the signing key is never shown)."""
     now = rt.clock.now()
-    try:
-        census = await rt.state.census(now)
-        journal = await rt.state.journal()
-    except StateUnavailable as exc:  # provider endpoints answer 503 meanwhile
-        return JSONResponse({"status": "state unavailable", "error": exc.message,
-                             "state": rt.config.server.state.split("@")[-1], "now": now}, 503)
+    census = await rt.state.census(now)  # unavailable: 503 "state unavailable" (see wrap)
+    journal = await rt.state.journal()
     return JSONResponse({
         "status": "ok",
         "seed": getattr(rt.state, "seed", None),
         "state": rt.config.server.state.split("@")[-1],
+        "worker": os.getpid(),
         "jobs": census.total,
         "providers": sorted(rt.dialects),
         "preset": rt.config.preset or None,
