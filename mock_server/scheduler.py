@@ -23,7 +23,6 @@ import bisect
 import heapq
 import math
 from dataclasses import dataclass
-from typing import Any
 
 __all__ = ["FifoQueue", "Slot", "next_start"]
 
@@ -126,39 +125,6 @@ class FifoQueue:
         waiting. The jobs behind it are rescheduled (see :meth:`take_changes`)."""
         self._settle(now)
         return self._remove(seq, now)
-
-    def to_state(self) -> list[object]:
-        """The queue as plain JSON-able values (waiting jobs only; for a shared state).
-        Changes not yet taken are not kept: take them first.
-
-        >>> q = FifoQueue(concurrency=2)
-        >>> _ = q.admit("a", ready_at=5.0, run_seconds=1.0, now=0.0)
-        >>> FifoQueue.from_state(q.to_state()).to_state() == q.to_state()
-        True
-        """
-        waiting = [[e.seq, e.job_id, e.ready_at, e.run_seconds, e.start, e.end, e.expires_at]
-                   for e in self._waiting[self._head:]]
-        return [self.concurrency, self._slot_free, self._tail, self._last_start,
-                self._next_seq, waiting]
-
-    @classmethod
-    def from_state(cls, state: list[Any]) -> FifoQueue:
-        """A queue from :meth:`to_state`'s values."""
-        concurrency, slot_free, tail, last_start, next_seq, waiting = state
-        queue = cls(int(concurrency))
-        queue._slot_free = [float(t) for t in slot_free]
-        queue._tail = [float(t) for t in tail]
-        queue._last_start = float(last_start)
-        queue._next_seq = int(next_seq)
-        for seq, job_id, ready, run, start, end, expires in waiting:
-            entry = Slot(int(seq), str(job_id), float(ready), float(run), float(start),
-                         float(end), float(expires))
-            queue._waiting.append(entry)
-            queue._seqs.append(entry.seq)
-            queue._by_seq[entry.seq] = entry
-            if entry.expires_at < entry.start:
-                heapq.heappush(queue._expiries, (entry.expires_at, entry.seq))
-        return queue
 
     def take_changes(self) -> list[Slot]:
         """Waiting jobs whose start or end changed since the last call (to update records)."""

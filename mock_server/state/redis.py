@@ -1,11 +1,11 @@
 """Simulation state in Redis: every worker and host using one Redis namespace is one fake.
 
 Each :class:`~wanmock.server.state.base.SimState` operation is one Lua script (``redis_lua.py``):
-atomic, and one round trip — a poll is one ``EVALSHA`` (gate + job + its queue if it waits), a
-submit is one when this worker's copy of the queue is current (its version is compared and set;
-on a conflict the script answers the current queue and the submit is computed again). The FIFO
-arithmetic stays the pure :class:`~wanmock.server.scheduler.FifoQueue`, run in Python over the
-queue's stored value.
+atomic, and one round trip — a poll is one ``EVALSHA`` (gate + job + its queue position), a
+submit is one (gate + eviction + budget + FIFO admission + store). The FIFO arithmetic is
+:class:`~wanmock.server.scheduler.FifoQueue`'s, written in Lua over a queue kept in Redis (a
+sorted set of waiting jobs: admitting one is O(log n)); the conformance suite and a twin state
+machine hold the two implementations together.
 
 Shared through Redis: jobs, queues, scripted responses, rate windows, the preset, the journal (a
 Stream, written in batches), the clock's anchor (a real clock's origin and scale, or a fake
@@ -57,7 +57,6 @@ from ..lifecycle import (
     next_change,
     state_at,
 )
-from ..scheduler import FifoQueue, Slot
 from ..vocab import FailureKind, FaultKind, Operation, Phase
 from . import redis_lua
 from .base import Admission, Census, Created, Gate, Identity, Read, Stored, kept_bytes
@@ -128,10 +127,13 @@ def encode_record(record: JobRecord) -> str:
 
 
 def decode_record(data: str | bytes, start: str | bytes, end: str | bytes,
-                  cancelled: str | bytes) -> JobRecord:
-    """A record from its stored fields (see :func:`encode_record`)."""
+                  cancelled: str | bytes, seq: str | bytes = b"") -> JobRecord:
+    """A record from its stored fields (see :func:`encode_record`; a slotted job's seq is the
+    queue's, kept apart)."""
     (job_id, provider, owner, r, created, expires, evict, schedule, failure, scenario,
      seed) = json.loads(data)
+    if seq:
+        schedule[2] = int(seq)
     request = JobRequest(model=r[0], prompt=r[1], width=r[2], height=r[3], n=r[4], seed=r[5],
                          negative_prompt=r[6], prompt_extend=r[7], params=r[8].encode(),
                          prompt_path=tuple(r[9]))
@@ -141,17 +143,6 @@ def decode_record(data: str | bytes, start: str | bytes, end: str | bytes,
         schedule=_schedule(schedule),
         failure=Failure(FailureKind(failure[0]), failure[1]) if failure else None,
         cancelled_at=float(cancelled) if cancelled else None, scenario=scenario, seed=seed)
-
-
-def _changes(slots: Sequence[Slot]) -> list[str]:
-    args: list[str] = []
-    for slot in slots:
-        args += [slot.job_id, _f(slot.start), _f(slot.end)]
-    return args
-
-
-def _blob(queue: FifoQueue) -> str:
-    return json.dumps(queue.to_state(), separators=(",", ":"))
 
 
 def _text(value: Any) -> str:
@@ -215,8 +206,7 @@ class RedisState:
         self._flushing: asyncio.Task[None] | None = None
         self._client: aioredis.Redis | None = None
         self._scripts: dict[str, Any] = {}
-        self._queues: dict[str, tuple[str, str | None]] = {}
-        self._records: dict[str, tuple[bytes, bytes, bytes, bytes, JobRecord]] = {}
+        self._records: dict[str, tuple[bytes, bytes, bytes, bytes, bytes, JobRecord]] = {}
         self._preset = ""
         self._preset_at = -math.inf
         #: Journal entries that could not be written (Redis was down).
@@ -281,7 +271,7 @@ class RedisState:
         client = self._client
         if client is None:
             client = self._client = aioredis.Redis.from_url(self.url, **self._options_)
-            for name in ("READ", "CREATE", "CANCEL", "QUEUE_COMMIT", "COUNT_POLL", "SET_IF"):
+            for name in ("READ", "CREATE", "CANCEL", "QUEUE_STATS", "COUNT_POLL", "SET_IF"):
                 self._scripts[name] = client.register_script(getattr(redis_lua, name))
         return client
 
@@ -326,77 +316,58 @@ class RedisState:
 
     # -- jobs ---------------------------------------------------------------------------------
 
-    def _record(self, job_id: str, data: bytes, start: bytes, end: bytes,
-                cancelled: bytes) -> JobRecord:
+    def _record(self, job_id: str, data: bytes, start: bytes, end: bytes, cancelled: bytes,
+                seq: bytes) -> JobRecord:
+        """The record of these fields (decoded once per change: kept per job)."""
         kept = self._records.get(job_id)
         if (kept is not None and kept[0] == data and kept[1] == start and kept[2] == end
-                and kept[3] == cancelled):
-            return kept[4]
-        record = decode_record(data, start, end, cancelled)
+                and kept[3] == cancelled and kept[4] == seq):
+            return kept[5]
+        record = decode_record(data, start, end, cancelled, seq)
         if len(self._records) >= 16_384:
             self._records.clear()
-        self._records[job_id] = (data, start, end, cancelled, record)
+        self._records[job_id] = (data, start, end, cancelled, seq, record)
         return record
 
-    async def _queue_value(self, name: str) -> tuple[str | None, str]:
-        with _guard():
-            blob, version = await self._redis().hmget(self._queue_key(name), ["b", "v"])
-        return (_text(blob) if blob is not None else None,
-                _text(version) if version is not None else "0")
+    def _stored(self, job_id: str, fields: Sequence[Any], position: int | None = None
+                ) -> Stored:
+        """A stored job from its fields ``d s e c v sq``."""
+        return Stored(self._record(job_id, fields[0], fields[1], fields[2], fields[3] or b"",
+                                   fields[5] or b""), int(fields[4]), position)
 
     async def create(self, record: JobRecord, admission: Admission | None, now: float,
                      gate: Gate | None = None, budget: int | None = None) -> Created:
-        gate_args = self._gate(gate, now)
-        cost = kept_bytes(record)
-        queue_key = self._queue_key(admission.queue if admission else "")
-        for _ in range(64):
-            position = None
-            version, blob, changes = "", "", []
-            if admission is not None:
-                cached = self._queues.get(admission.queue)
-                if cached is None:
-                    found_blob, found_version = await self._queue_value(admission.queue)
-                    cached = (found_version, found_blob)
-                version = cached[0]
-                queue = (FifoQueue.from_state(json.loads(cached[1])) if cached[1]
-                         else FifoQueue(admission.concurrency))
-                seq, start, end = queue.admit(record.id, ready_at=admission.ready_at,
-                                              run_seconds=admission.run_seconds, now=now,
-                                              expires_at=record.expires_at)
-                record = dataclasses.replace(record, schedule=Slotted(admission.queue, seq),
-                                             start_at=start, end_at=end)
-                if start > now:
-                    position = queue.position(seq, now=now)
-                changes = _changes(queue.take_changes())
-                blob = _blob(queue)
-            schedule = record.schedule
-            fields = [encode_record(record), _f(record.start_at), _f(record.end_at),
-                      _f(record.cancelled_at) if record.cancelled_at is not None else "",
-                      schedule.queue if isinstance(schedule, Slotted) else "",
-                      str(schedule.polls) if isinstance(schedule, PollDriven) else "",
-                      _f(record.expires_at), _f(record.evict_at)]
-            answer = await self._run(
-                "CREATE", [self._job_key(record.id), queue_key],
-                [self.prefix, _f(now), *gate_args, version, blob,
-                 "" if budget is None else str(budget), record.owner, str(cost),
-                 str(self.max_jobs), *fields, *changes])
-            outcome = answer[0]
-            if outcome == b"conflict":
-                assert admission is not None
-                self._queues[admission.queue] = (
-                    _text(answer[2]), _text(answer[1]) if answer[1] is not None else None)
-                continue
-            passage = self._passage(answer[1], answer[2])
-            if outcome == b"blocked":
-                return Created(passage, None)
-            if outcome == b"taken":
-                return Created(passage, None, taken=True)
-            if outcome == b"budget":
-                return Created(passage, None, over_budget=True)
-            if admission is not None:
-                self._queues[admission.queue] = (str(int(version) + 1), blob)
-            return Created(passage, Stored(record, 0, position))
-        raise StateUnavailable("the shared queue kept changing under this submit (64 tries)")
+        schedule = record.schedule
+        slotted = admission is not None
+        if slotted:
+            assert admission is not None
+            schedule = Slotted(admission.queue, -1)  # the queue gives the seq
+            record = dataclasses.replace(record, schedule=schedule)
+        answer = await self._run("CREATE", [self._job_key(record.id)], [
+            self.prefix, _f(now), *self._gate(gate, now),
+            "" if budget is None else str(budget), record.owner, str(kept_bytes(record)),
+            str(self.max_jobs), encode_record(record), _f(record.start_at), _f(record.end_at),
+            _f(record.cancelled_at) if record.cancelled_at is not None else "",
+            admission.queue if admission is not None else "",
+            str(schedule.polls) if isinstance(schedule, PollDriven) else "",
+            _f(record.expires_at), _f(record.evict_at),
+            *((_f(admission.ready_at), _f(admission.run_seconds), str(admission.concurrency))
+              if admission is not None else ())])
+        outcome = answer[0]
+        passage = self._passage(answer[1], answer[2])
+        if outcome == b"blocked":
+            return Created(passage, None)
+        if outcome == b"taken":
+            return Created(passage, None, taken=True)
+        if outcome == b"budget":
+            return Created(passage, None, over_budget=True)
+        position = None
+        if admission is not None:
+            record = dataclasses.replace(record, schedule=Slotted(admission.queue,
+                                                                  int(answer[3])),
+                                         start_at=float(answer[4]), end_at=float(answer[5]))
+            position = answer[6]
+        return Created(passage, Stored(record, 0, position))
 
     async def read(self, job_id: str, now: float, gate: Gate | None = None) -> Read:
         found = await self._run("READ", [self._job_key(job_id)],
@@ -404,98 +375,26 @@ class RedisState:
         passage = self._passage(found[0], found[1])
         if found[2] is None:
             return Read(passage, None)
-        record = self._record(job_id, found[2], found[3], found[4], found[5])
-        version = int(found[6])
-        schedule = record.schedule
-        if isinstance(schedule, Slotted) and record.start_at > now and found[7] is not None:
-            position, moved = await self._settle(schedule.queue, _text(found[7]),
-                                                 _text(found[8]), now, schedule.seq)
-            if job_id in moved:
-                start, end = moved[job_id]
-                record = dataclasses.replace(record, start_at=start, end_at=end)
-                version += 1
-            if record.start_at > now and record.cancelled_at is None:
-                return Read(passage, Stored(record, version, position))
-        return Read(passage, Stored(record, version))
-
-    async def _settle(self, name: str, blob: str | None, version: str, now: float,
-                      seq: int | None = None) -> tuple[int, dict[str, tuple[float, float]]]:
-        """Settle a queue to ``now`` (written back if that rescheduled anyone): the position
-        of ``seq`` and the jobs moved."""
-        for _ in range(64):
-            if blob is None:
-                return 0, {}
-            queue = FifoQueue.from_state(json.loads(blob))
-            if seq is not None:
-                position = queue.position(seq, now=now)
-            else:
-                queue.idle(now)  # settles it
-                position = len(queue)
-            changed = queue.take_changes()
-            if not changed:
-                self._queues[name] = (version, blob)
-                return position, {}
-            new_blob = _blob(queue)
-            answer = await self._run("QUEUE_COMMIT", [self._queue_key(name)],
-                                     [self.prefix, version, new_blob, *_changes(changed)])
-            if answer[0] == b"ok":
-                self._queues[name] = (str(int(version) + 1), new_blob)
-                return position, {s.job_id: (s.start, s.end) for s in changed}
-            version = _text(answer[2])
-            blob = _text(answer[1]) if answer[1] is not None else None
-        raise StateUnavailable(f"the shared queue {name!r} kept changing (64 tries)")
+        stored = self._stored(job_id, found[2:8])
+        record = stored.record
+        if (found[8] is not None and record.start_at > now and record.cancelled_at is None):
+            return Read(passage, Stored(record, stored.version, found[8]))
+        return Read(passage, stored)
 
     async def waiting(self, queue: str, now: float) -> int:
-        blob, version = await self._queue_value(queue)
-        count, _ = await self._settle(queue, blob, version, now)
-        return count
+        found = await self._run("QUEUE_STATS", [self._queue_key(queue)],
+                                [self.prefix, queue, _f(now)])
+        return int(found[0]) if found is not None else 0
 
     async def cancel(self, job_id: str, version: int, now: float, *, queued: bool
                      ) -> Stored | None:
-        found = (await self.read(job_id, now)).stored
-        if found is None or found.version != version:
-            return None
-        record = found.record
-        schedule = record.schedule
-        name = schedule.queue if queued and isinstance(schedule, Slotted) else None
-        queue_key = self._queue_key(name or "")
-        blob: str | None = None
-        queue_version = ""
-        if name is not None:
-            blob, queue_version = await self._queue_value(name)
-        for _ in range(64):
-            queue_args: list[str] = ["", ""]
-            if name is not None and blob is not None:
-                queue = FifoQueue.from_state(json.loads(blob))
-                assert isinstance(schedule, Slotted)
-                if queue.cancel(schedule.seq, now=now):
-                    new_blob = _blob(queue)
-                    queue_args = [queue_version, new_blob, *_changes(queue.take_changes())]
-            times = [_f(math.inf), _f(math.inf)] if queued else ["", ""]
-            answer = await self._run("CANCEL", [self._job_key(job_id), queue_key],
-                                     [self.prefix, str(version), _f(now), *times, *queue_args])
-            if answer[0] == b"version":
-                return None
-            if answer[0] == b"conflict":
-                queue_version = _text(answer[2])
-                blob = _text(answer[1]) if answer[1] is not None else None
-                continue
-            if name is not None and queue_args[0]:
-                self._queues[name] = (str(int(queue_version) + 1), queue_args[1])
-            if queued:
-                record = dataclasses.replace(record, cancelled_at=now, start_at=math.inf,
-                                             end_at=math.inf)
-            else:
-                record = dataclasses.replace(record, cancelled_at=now)
-            return Stored(record, int(answer[1]))
-        raise StateUnavailable(f"the shared queue of job {job_id} kept changing (64 tries)")
+        found = await self._run("CANCEL", [self._job_key(job_id)],
+                                [self.prefix, str(version), _f(now), "1" if queued else "0"])
+        return self._stored(job_id, found) if found is not None else None
 
     async def count_poll(self, job_id: str, now: float) -> Stored | None:
         found = await self._run("COUNT_POLL", [self._job_key(job_id)], [self.prefix, _f(now)])
-        if found is None:
-            return None
-        return Stored(self._record(job_id, found[0], found[1], found[2], found[3]),
-                      int(found[4]))
+        return self._stored(job_id, found) if found is not None else None
 
     # -- scripts ------------------------------------------------------------------------------
 
@@ -637,11 +536,11 @@ class RedisState:
             for index in range(0, len(keys), 1000):
                 async with client.pipeline(transaction=False) as pipe:
                     for key in keys[index:index + 1000]:
-                        pipe.hmget(key, ["d", "s", "e", "c"])
+                        pipe.hmget(key, ["d", "s", "e", "c", "sq"])
                     rows = await pipe.execute()
-                for d, s, e, c in rows:
+                for d, s, e, c, seq in rows:
                     if d is not None:
-                        yield decode_record(d, s, e, c or b"")
+                        yield decode_record(d, s, e, c or b"", seq or b"")
 
     async def census(self, now: float) -> Census:
         jobs: dict[str, Counter[Phase]] = {}
@@ -650,17 +549,13 @@ class RedisState:
             jobs.setdefault(record.provider, Counter())[state_at(record, now).phase] += 1
             total += 1
         queues = {}
-        client = self._redis()
         with _guard():
-            names = [_text(key) async for key in client.scan_iter(match=self.prefix + "q:*")]
-        for key in names:
-            name = key[len(self.prefix) + 2:]
-            blob, version = await self._queue_value(name)
-            await self._settle(name, blob, version, now)
-            blob, version = await self._queue_value(name)
-            if blob is not None:
-                queue = FifoQueue.from_state(json.loads(blob))
-                queues[name] = (len(queue) if not queue.idle(now) else 0, queue.busy(now))
+            names = sorted(_text(n) for n in await self._redis().smembers(self.prefix + "queues"))
+        for name in names:
+            found = await self._run("QUEUE_STATS", [self._queue_key(name)],
+                                    [self.prefix, name, _f(now)])
+            if found is not None:
+                queues[name] = (int(found[0]), int(found[1]))
         return Census(jobs, queues, total)
 
     async def next_change(self, now: float) -> float | None:
@@ -680,7 +575,6 @@ class RedisState:
             for index in range(0, len(keys), 1000):
                 await client.unlink(*keys[index:index + 1000])
             await client.incr(self.prefix + "jepoch")
-        self._queues.clear()
         self._records.clear()
         self._journal.reset()
         self._folded_epoch = _UNSET

@@ -114,6 +114,15 @@ async def test_fifo_slots_start_in_order_and_positions_shrink(make: Make) -> Non
     assert later[4].queue_position == 0
 
 
+async def test_a_job_ready_later_holds_back_those_behind_it(make: Make) -> None:
+    jobs = Jobs(make(), concurrency=2)
+    late = await jobs.submit(T0, plan=Plan(queue_delay=3.0, run_seconds=10.0))
+    behind = await jobs.submit(T0, plan=Plan(queue_delay=0.0, run_seconds=10.0))
+    assert late is not None and behind is not None
+    assert (late.record.start_at, behind.record.start_at) == (T0 + 3, T0 + 3)  # FIFO
+    assert (late.queue_position, behind.queue_position) == (0, 1)
+
+
 async def test_cancel_of_a_queued_job_reschedules_those_behind_and_checks_the_version(
         make: Make) -> None:
     state = make()
