@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import hashlib
 import json
 import logging
 import math
@@ -35,6 +36,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import redis
 import redis.asyncio as aioredis
+from redis.connection import parse_url
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -60,16 +62,21 @@ from ..lifecycle import (
 from ..vocab import FailureKind, FaultKind, Operation, Phase
 from . import redis_lua
 from .base import Admission, Census, Created, Gate, Identity, Read, Stored, kept_bytes
+from .redis_lane import Lane, ReplyError
 
 __all__ = ["JOURNAL_STREAM_CAP", "RedisState", "SharedFakeClock"]
 
 log = logging.getLogger("wanmock")
 
 _OPEN = Passage()
+_SCRIPTS = ("READ", "CREATE", "CANCEL", "QUEUE_STATS", "COUNT_POLL", "SET_IF")
+_LUA = {name: getattr(redis_lua, name) for name in _SCRIPTS}
+_SHA = {name: hashlib.sha1(text.encode()).hexdigest() for name, text in _LUA.items()}
 _NO_GATE = ("0", "", "", "", "", "", "", "")
-#: Entries the journal stream keeps (older ones are trimmed; a worker that had not read them
-#: counts its summaries as having lost evidence).
-JOURNAL_STREAM_CAP = 1_000_000
+#: Batches the journal stream keeps (each holds the requests a worker answered in a few
+#: milliseconds; older ones are trimmed, and a worker that had not read them counts its
+#: summaries as having lost evidence).
+JOURNAL_STREAM_CAP = 200_000
 #: Seconds a worker trusts its copy of the preset before reading it again (real clock only).
 PRESET_TTL = 0.5
 #: Socket timeouts unless the URL says otherwise (``?socket_timeout=0.3``): a request waits at
@@ -205,7 +212,7 @@ class RedisState:
         self._pending: list[str] = []
         self._flushing: asyncio.Task[None] | None = None
         self._client: aioredis.Redis | None = None
-        self._scripts: dict[str, Any] = {}
+        self._lane: Lane | None = None
         self._records: dict[str, tuple[bytes, bytes, bytes, bytes, bytes, JobRecord]] = {}
         self._preset = ""
         self._preset_at = -math.inf
@@ -271,14 +278,26 @@ class RedisState:
         client = self._client
         if client is None:
             client = self._client = aioredis.Redis.from_url(self.url, **self._options_)
-            for name in ("READ", "CREATE", "CANCEL", "QUEUE_STATS", "COUNT_POLL", "SET_IF"):
-                self._scripts[name] = client.register_script(getattr(redis_lua, name))
+            options = parse_url(self.url)  # type: ignore[no-untyped-call]
+            self._lane = Lane(
+                self.url,
+                timeout=float(options.get("socket_timeout") or SOCKET_TIMEOUT),
+                connect_timeout=float(options.get("socket_connect_timeout") or SOCKET_TIMEOUT))
         return client
 
     async def _run(self, script: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """One script, by its digest on the pipelined lane (loaded first if Redis lost it)."""
         self._redis()
+        lane = self._lane
+        assert lane is not None
         with _guard():
-            return await self._scripts[script](keys=keys, args=args)
+            try:
+                return await lane.call("EVALSHA", _SHA[script], len(keys), *keys, *args)
+            except ReplyError as exc:
+                if not str(exc).startswith("NOSCRIPT"):
+                    raise
+                await lane.call("SCRIPT", "LOAD", _LUA[script])
+                return await lane.call("EVALSHA", _SHA[script], len(keys), *keys, *args)
 
     def _job_key(self, job_id: str) -> str:
         return f"{self.prefix}job:{job_id}"
@@ -428,9 +447,11 @@ class RedisState:
         date with what the others share: a shared fake clock's time is read on every call; a
         real clock needs nothing, and the preset is read again every :data:`PRESET_TTL` s."""
         if isinstance(self.clock, SharedFakeClock):
+            self._redis()
+            assert self._lane is not None
             with _guard():
-                preset, now = await self._redis().mget([self.prefix + "preset",
-                                                        self.prefix + "now"])
+                preset, now = await self._lane.call("MGET", self.prefix + "preset",
+                                                    self.prefix + "now")
             if now is not None:
                 self.clock.jump_to(float(now))
             self._preset = _text(preset) if preset is not None else ""
@@ -483,10 +504,10 @@ class RedisState:
         if not pending:
             return
         try:
-            async with self._redis().pipeline(transaction=False) as pipe:
-                for row in pending:
-                    pipe.xadd(self.prefix + "journal", {"r": row}, maxlen=JOURNAL_STREAM_CAP,
-                              approximate=True)
+            async with self._redis().pipeline(transaction=True) as pipe:
+                pipe.xadd(self.prefix + "journal", {"r": "[" + ",".join(pending) + "]"},
+                          maxlen=JOURNAL_STREAM_CAP, approximate=True)
+                pipe.incrby(self.prefix + "jrows", len(pending))
                 await pipe.execute()
         except (RedisError, OSError) as exc:
             self.journal_lost += len(pending)
@@ -498,25 +519,24 @@ class RedisState:
         client = self._redis()
         stream = self.prefix + "journal"
         with _guard():
-            epoch = await client.get(self.prefix + "jepoch")
+            epoch, written = await client.mget([self.prefix + "jepoch", self.prefix + "jrows"])
             if epoch != self._folded_epoch:
                 self._journal.reset()
                 self._folded_epoch, self._folded_id, self._folded = epoch, "0-0", 0
             while True:
-                rows = await client.xrange(stream, min=f"({self._folded_id}", count=5000)
-                if not rows:
+                batches = await client.xrange(stream, min=f"({self._folded_id}", count=1000)
+                if not batches:
                     break
-                for _, fields in rows:
-                    self._fold(json.loads(fields[b"r"]))  # type: ignore[index]
-                    self._folded += 1
-                self._folded_id = _text(rows[-1][0])
-            info = await client.xinfo_stream(stream) if self._folded else None
-        if info is not None:
-            lost = int(info.get("entries-added", self._folded)) - self._folded
-            if lost > 0:  # trimmed before this worker read them: the summaries lack evidence
-                self._journal.dropped_jobs += lost
-                self._journal.dropped_keys += lost
-                self._folded += lost
+                for _, fields in batches:
+                    for row in json.loads(fields[b"r"]):  # type: ignore[index]
+                        self._fold(row)
+                        self._folded += 1
+                self._folded_id = _text(batches[-1][0])
+        lost = int(written or 0) - self._folded
+        if lost > 0:  # trimmed before this worker read them: the summaries lack evidence
+            self._journal.dropped_jobs += lost
+            self._journal.dropped_keys += lost
+            self._folded += lost
         return self._journal
 
     def _fold(self, row: list[Any]) -> None:
@@ -569,6 +589,10 @@ class RedisState:
         await self._flush()
         client = self._redis()
         kept = {self.prefix + name for name in ("identity", "clock", "now", "workers", "jepoch")}
+        if self._flushing is not None:
+            self._flushing.cancel()
+            self._flushing = None
+        self._pending.clear()
         with _guard():
             keys = [key async for key in client.scan_iter(match=self.prefix + "*", count=1000)
                     if _text(key) not in kept]
@@ -592,7 +616,9 @@ class RedisState:
             self._flushing = None
         with contextlib.suppress(RedisError, OSError):
             await self._flush()
+        if self._lane is not None:
+            self._lane.close()
+            self._lane = None
         if self._client is not None:
             await self._client.aclose()
             self._client = None
-            self._scripts.clear()
