@@ -9,7 +9,7 @@ from functools import partial
 from typing import Any
 
 from .config import Config
-from .errors import ConfigError
+from .errors import ConfigError, StateUnavailable
 
 __all__ = ["main"]
 
@@ -282,7 +282,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = config_from_args(args)
         if args.command == "serve":
             serve(config, args.log_level, args.server)
-    except ConfigError as exc:
+    except (ConfigError, StateUnavailable) as exc:
         parser.exit(2, f"wanmock: error: {exc}\n")
     return 0
 
