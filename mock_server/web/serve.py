@@ -199,6 +199,7 @@ def serve_workers(build: Callable[[], ASGIApp], sock: socket.socket, limits: Con
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
+    sock.listen(limits.backlog)  # connections wait in the backlog while workers start
     for _ in range(workers):
         spawn()
     while children:

@@ -104,3 +104,21 @@ async def test_redis_stopped_is_a_503_with_retry_after_then_it_recovers(
 def test_no_redis_at_start_is_the_domain_error_naming_it(namespace: str) -> None:
     with pytest.raises(StateUnavailable, match="Redis"):
         RedisState("unix:///nonexistent/redis.sock", namespace=namespace, clock=FakeClock())
+
+
+async def test_with_aof_jobs_survive_a_redis_restart(new_redis: Callable[..., RedisServer],
+                                                     namespace: str) -> None:
+    server = new_redis(appendonly=True)
+    state = RedisState(server.url, namespace=namespace, clock=FakeClock(T0))
+    created = await state.create(_record("kept", start=T0), None, T0)
+    assert created.stored is not None
+    await state.close()
+    server.stop()  # SIGTERM: Redis writes its append-only file out
+    server.start()
+    again = RedisState(server.url, namespace=namespace, clock=FakeClock(T0))
+    try:
+        read = (await again.read("kept", T0)).stored
+        assert read is not None and read.record == created.stored.record
+        assert again.identity == state.identity
+    finally:
+        await again.close()

@@ -180,7 +180,7 @@ def test_one_command_serves_several_workers_on_one_port(config: Path) -> None:
             with httpx.Client(base_url=server.url) as client:
                 pids.add(client.get("/__admin/health").json()["worker"])
         children = Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children")
-        assert len(children.read_text().split()) == 2
-        assert pids <= {int(pid) for pid in children.read_text().split()} and pids
+        workers = {int(pid) for pid in children.read_text().split()}
+        assert len(workers) == 2 and pids and pids <= workers
     finally:
         server.stop()
