@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 import time
 from collections import deque
 from typing import Any
@@ -72,6 +73,7 @@ class Lane:
 
     def __init__(self, url: str, *, timeout: float, connect_timeout: float) -> None:
         self.options: dict[str, Any] = parse_url(url)  # type: ignore[no-untyped-call]
+        self.tls = url.startswith("rediss:")
         self.timeout = timeout
         self.connect_timeout = connect_timeout
         self._protocol: _Protocol | None = None
@@ -127,7 +129,8 @@ class Lane:
             await loop.create_unix_connection(lambda: protocol, options["path"])
         else:
             await loop.create_connection(lambda: protocol, options.get("host", "localhost"),
-                                         int(options.get("port", 6379)))
+                                         int(options.get("port", 6379)),
+                                         ssl=ssl.create_default_context() if self.tls else None)
         self._protocol = protocol
         if options.get("password"):
             user = options.get("username")
