@@ -107,6 +107,10 @@ def test_three_workers_are_one_fake(workers: list[Worker]) -> None:
     image = workers[2].client.get(f"{parts.path}?{parts.query}")
     fleet.sent += 1
     assert image.status_code == 200 and image.content.startswith(b"\x89PNG")
+    # A preset switched through one worker is every worker's (at once with a shared fake clock).
+    switched = workers[1].client.post("/__admin/presets", json={"name": "flaky"})
+    assert switched.status_code == 200
+    assert {w.client.get("/__admin/presets").json()["current"] for w in workers} == {"flaky"}
     # Journal totals on any worker are every request any worker answered.
     assert {journal_total(w, fleet.sent) for w in workers} == {fleet.sent}
     jobs = workers[1].client.get("/__admin/journal/jobs").json()["jobs"]
