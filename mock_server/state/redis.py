@@ -218,6 +218,7 @@ class RedisState:
         self._preset_at = -math.inf
         #: Journal entries that could not be written (Redis was down).
         self.journal_lost = 0
+        self._lost_counted = 0
 
     # -- construction -------------------------------------------------------------------------
 
@@ -532,11 +533,14 @@ class RedisState:
                         self._fold(row)
                         self._folded += 1
                 self._folded_id = _text(batches[-1][0])
-        lost = int(written or 0) - self._folded
-        if lost > 0:  # trimmed before this worker read them: the summaries lack evidence
+        # Rows trimmed before this worker read them, or never written (Redis was down): the
+        # summaries lack evidence, and say so.
+        lost = max(0, int(written or 0) - self._folded) + self.journal_lost - self._lost_counted
+        if lost > 0:
             self._journal.dropped_jobs += lost
             self._journal.dropped_keys += lost
-            self._folded += lost
+            self._folded = max(self._folded, int(written or 0))
+            self._lost_counted = self.journal_lost
         return self._journal
 
     def _fold(self, row: list[Any]) -> None:
