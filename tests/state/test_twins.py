@@ -14,9 +14,10 @@ from hypothesis.stateful import RuleBasedStateMachine, precondition, rule, run_s
 
 from wanmock.server.clock import FakeClock
 from wanmock.server.engine import Plan
-from wanmock.server.state import MemoryState
+from wanmock.server.faults import RateLimit, ScriptedFault
+from wanmock.server.state import Gate, MemoryState
 from wanmock.server.state.redis import RedisState
-from wanmock.server.vocab import Phase
+from wanmock.server.vocab import FaultKind, Operation, Phase
 
 from .test_conformance import T0, Jobs
 
@@ -84,12 +85,24 @@ def machine(url: str) -> type[RuleBasedStateMachine]:
             memory, shared = self.both(lambda jobs: jobs.state.count_poll(job_id, self.now))
             assert memory == shared
 
+        @rule(key=st.sampled_from(["k1", "k2"]), operation=st.sampled_from(list(Operation)),
+              scripted=st.sampled_from([None, FaultKind.HTTP_503, FaultKind.PASS]))
+        def gate(self, key: str, operation: Operation, scripted: FaultKind | None) -> None:
+            if scripted is not None:
+                self.both(lambda jobs: jobs.state.script(
+                    [ScriptedFault(scripted)], provider="p", operation=operation))
+            gate = Gate("p", operation, key, RateLimit(2, 60))
+            memory, shared = self.both(lambda jobs: jobs.state.passage(gate, self.now))
+            assert memory == shared
+
         @rule(seconds=st.sampled_from([0.5, 2.0, 5.0, 31.0, 61.0]))
         def advance(self, seconds: float) -> None:
             self.now += seconds
 
         @rule()
         def census(self) -> None:
+            scripted = self.both(lambda jobs: jobs.state.scripted())
+            assert scripted[0] == scripted[1]
             memory, shared = self.both(lambda jobs: jobs.state.census(self.now))
             assert memory.jobs == shared.jobs and memory.total == shared.total
             assert {q: v for q, v in memory.queues.items() if v != (0, 0)} == {
