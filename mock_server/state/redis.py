@@ -213,6 +213,7 @@ class RedisState:
         self._flushing: asyncio.Task[None] | None = None
         self._client: aioredis.Redis | None = None
         self._lane: Lane | None = None
+        self._follower: asyncio.Task[None] | None = None
         self._records: dict[str, tuple[bytes, bytes, bytes, bytes, bytes, JobRecord]] = {}
         self._preset = ""
         self._preset_at = -math.inf
@@ -284,7 +285,28 @@ class RedisState:
                 self.url,
                 timeout=float(options.get("socket_timeout") or SOCKET_TIMEOUT),
                 connect_timeout=float(options.get("socket_connect_timeout") or SOCKET_TIMEOUT))
+            if isinstance(self.clock, SharedFakeClock):
+                self._follower = asyncio.get_running_loop().create_task(self._follow_clock())
         return client
+
+    async def _follow_clock(self) -> None:
+        """Wake this worker's waiters (sync-mode submits, delays) when another worker moves the
+        shared fake clock: it publishes the new time."""
+        assert isinstance(self.clock, SharedFakeClock) and self._client is not None
+        while True:
+            try:
+                async with self._client.pubsub() as pubsub:
+                    await pubsub.subscribe(self.prefix + "clock")
+                    now = await self._client.get(self.prefix + "now")  # moved before that?
+                    if now is not None:
+                        self.clock.jump_to(float(now))
+                    while True:
+                        message = await pubsub.get_message(ignore_subscribe_messages=True,
+                                                           timeout=None)
+                        if message is not None:
+                            self.clock.jump_to(float(message["data"]))
+            except (RedisError, OSError):
+                await asyncio.sleep(1.0)  # Redis away: follow again once it is back
 
     async def _run(self, script: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """One script, by its digest on the pipelined lane (loaded first if Redis lost it)."""
@@ -477,6 +499,8 @@ class RedisState:
             old = _text(current) if current is not None else ""
             new = (float(old) if old else self.clock.now()) + seconds
             if await self._run("SET_IF", [key], [old, _f(new)]):
+                with _guard():
+                    await self._redis().publish(self.prefix + "clock", _f(new))
                 return new
         raise StateUnavailable("the shared fake clock kept moving (64 tries)")
 
@@ -620,6 +644,11 @@ class RedisState:
             self._flushing = None
         with contextlib.suppress(RedisError, OSError):
             await self._flush()
+        if self._follower is not None:
+            self._follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError, RedisError, OSError):
+                await self._follower
+            self._follower = None
         if self._lane is not None:
             self._lane.close()
             self._lane = None

@@ -3,6 +3,7 @@ answered as the provider's 503."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 import httpx
@@ -54,6 +55,13 @@ async def test_a_fake_clock_advanced_through_one_worker_moves_every_worker(
         assert two.clock.now() == start + 30
         with pytest.raises(ValueError, match="backwards"):
             await two.clock.move(-1)
+        # A worker waiting on the clock (a sync-mode submit) wakes without a request of its own.
+        waiting = asyncio.ensure_future(two.clock.sleep_until(start + 40))
+        await asyncio.sleep(0)
+        assert not waiting.done()
+        await one.clock.move(10)
+        await asyncio.wait_for(waiting, 5)  # the publish reaches it; bounded, not a sleep
+        assert two.clock.now() == start + 40
     finally:
         await one.close()
         await two.close()
