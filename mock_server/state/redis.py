@@ -48,23 +48,20 @@ from ..faults import Passage, ScriptedFault, bucket_of
 from ..ids import tag_of
 from ..journal import Journal, Request
 from ..lifecycle import (
-    Backlog,
-    Failure,
     JobRecord,
-    JobRequest,
     PollDriven,
-    Schedule,
     Slotted,
-    Stuck,
     next_change,
     state_at,
 )
-from ..vocab import FailureKind, FaultKind, Operation, Phase
+from ..vocab import FaultKind, Operation, Phase
 from . import redis_lua
 from .base import Admission, Census, Created, Gate, Identity, Read, Stored, kept_bytes
+from .redis_codec import decode_record, encode_record
+from .redis_journal import StreamJournal
 from .redis_lane import Lane, ReplyError
 
-__all__ = ["JOURNAL_STREAM_CAP", "RedisState", "SharedFakeClock"]
+__all__ = ["RedisState", "SharedFakeClock"]
 
 log = logging.getLogger("wanmock")
 
@@ -73,16 +70,11 @@ _SCRIPTS = ("READ", "CREATE", "CANCEL", "QUEUE_STATS", "COUNT_POLL", "SET_IF")
 _LUA = {name: getattr(redis_lua, name) for name in _SCRIPTS}
 _SHA = {name: hashlib.sha1(text.encode()).hexdigest() for name, text in _LUA.items()}
 _NO_GATE = ("0", "", "", "", "", "", "", "")
-#: Batches the journal stream keeps (each holds the requests a worker answered in a few
-#: milliseconds; older ones are trimmed, and a worker that had not read them counts its
-#: summaries as having lost evidence).
-JOURNAL_STREAM_CAP = 200_000
 #: Seconds a worker trusts its copy of the preset before reading it again (real clock only).
 PRESET_TTL = 0.5
 #: Socket timeouts unless the URL says otherwise (``?socket_timeout=0.3``): a request waits at
 #: most this long for Redis before answering 503.
 SOCKET_TIMEOUT = 1.0
-_UNSET: Any = object()
 
 
 @contextlib.contextmanager
@@ -97,59 +89,6 @@ def _guard() -> Any:
 
 def _f(value: float) -> str:
     return repr(float(value))
-
-
-def _schedule(value: list[Any]) -> Schedule:
-    tag = value[0]
-    if tag == "slotted":
-        return Slotted(value[1], value[2])
-    if tag == "backlog":
-        return Backlog(value[1], value[2])
-    if tag == "stuck":
-        return Stuck(value[1])
-    return PollDriven(value[1])
-
-
-def _schedule_value(schedule: Schedule) -> list[Any]:
-    if isinstance(schedule, Slotted):
-        return ["slotted", schedule.queue, schedule.seq]
-    if isinstance(schedule, Backlog):
-        return ["backlog", schedule.ahead, schedule.drain]
-    if isinstance(schedule, Stuck):
-        return ["stuck", schedule.ahead]
-    return ["polls", schedule.polls]
-
-
-def encode_record(record: JobRecord) -> str:
-    """The immutable part of a record as compact JSON (start, end and cancel are kept apart)."""
-    r = record.request
-    failure = [record.failure.kind.value, record.failure.message] if record.failure else None
-    return json.dumps(
-        [record.id, record.provider, record.owner,
-         [r.model, r.prompt, r.width, r.height, r.n, r.seed, r.negative_prompt, r.prompt_extend,
-          r.params.decode(), list(r.prompt_path)],
-         record.created_at, record.expires_at, record.evict_at, _schedule_value(record.schedule),
-         failure, record.scenario, record.seed],
-        separators=(",", ":"), ensure_ascii=False)
-
-
-def decode_record(data: str | bytes, start: str | bytes, end: str | bytes,
-                  cancelled: str | bytes, seq: str | bytes = b"") -> JobRecord:
-    """A record from its stored fields (see :func:`encode_record`; a slotted job's seq is the
-    queue's, kept apart)."""
-    (job_id, provider, owner, r, created, expires, evict, schedule, failure, scenario,
-     seed) = json.loads(data)
-    if seq:
-        schedule[2] = int(seq)
-    request = JobRequest(model=r[0], prompt=r[1], width=r[2], height=r[3], n=r[4], seed=r[5],
-                         negative_prompt=r[6], prompt_extend=r[7], params=r[8].encode(),
-                         prompt_path=tuple(r[9]))
-    return JobRecord(
-        id=job_id, provider=provider, owner=owner, request=request, created_at=created,
-        start_at=float(start), end_at=float(end), expires_at=expires, evict_at=evict,
-        schedule=_schedule(schedule),
-        failure=Failure(FailureKind(failure[0]), failure[1]) if failure else None,
-        cancelled_at=float(cancelled) if cancelled else None, scenario=scenario, seed=seed)
 
 
 def _text(value: Any) -> str:
@@ -205,21 +144,13 @@ class RedisState:
         #: workers and restarts never draw each other's ids.
         self.rng = random.Random(f"{self.seed}:{worker}")
         self.worker = worker
-        self._journal = journal or Journal()
-        self._folded_epoch: Any = _UNSET
-        self._folded_id = "0-0"
-        self._folded = 0
-        self._pending: list[str] = []
-        self._flushing: asyncio.Task[None] | None = None
+        self._log = StreamJournal(self.prefix, journal or Journal(), self._redis)
         self._client: aioredis.Redis | None = None
         self._lane: Lane | None = None
         self._follower: asyncio.Task[None] | None = None
         self._records: dict[str, tuple[bytes, bytes, bytes, bytes, bytes, JobRecord]] = {}
         self._preset = ""
         self._preset_at = -math.inf
-        #: Journal entries that could not be written (Redis was down).
-        self.journal_lost = 0
-        self._lost_counted = 0
 
     # -- construction -------------------------------------------------------------------------
 
@@ -507,72 +438,12 @@ class RedisState:
     # -- journal ------------------------------------------------------------------------------
 
     async def record(self, request: Request) -> None:
-        (provider, operation, method, path, job_id, key, status, sim_time, real_time,
-         duration_ms, phase, fault, retry_after, violations, finished_at) = request
-        op = operation.value if isinstance(operation, Operation) else operation
-        self._pending.append(json.dumps(
-            [provider, op, method, path, job_id, key, status, sim_time, real_time, duration_ms,
-             phase.value if phase is not None else None, fault, retry_after, list(violations),
-             finished_at], separators=(",", ":")))
-        if self._flushing is None:
-            self._flushing = asyncio.get_running_loop().create_task(self._flush_soon())
-
-    async def _flush_soon(self) -> None:
-        try:
-            await asyncio.sleep(0.005)  # real time: a batch per few milliseconds
-        finally:
-            self._flushing = None
-        await self._flush()
-
-    async def _flush(self) -> None:
-        pending, self._pending = self._pending, []
-        if not pending:
-            return
-        try:
-            async with self._redis().pipeline(transaction=True) as pipe:
-                pipe.xadd(self.prefix + "journal", {"r": "[" + ",".join(pending) + "]"},
-                          maxlen=JOURNAL_STREAM_CAP, approximate=True)
-                pipe.incrby(self.prefix + "jrows", len(pending))
-                await pipe.execute()
-        except (RedisError, OSError) as exc:
-            self.journal_lost += len(pending)
-            log.warning("wanmock: %d journal entries lost, Redis unavailable: %s",
-                        len(pending), exc)
+        self._log.record(request)
 
     async def journal(self) -> Journal:
-        await self._flush()
-        client = self._redis()
-        stream = self.prefix + "journal"
+        self._redis()
         with _guard():
-            epoch, written = await client.mget([self.prefix + "jepoch", self.prefix + "jrows"])
-            if epoch != self._folded_epoch:
-                self._journal.reset()
-                self._folded_epoch, self._folded_id, self._folded = epoch, "0-0", 0
-            while True:
-                batches = await client.xrange(stream, min=f"({self._folded_id}", count=1000)
-                if not batches:
-                    break
-                for _, fields in batches:
-                    for row in json.loads(fields[b"r"]):  # type: ignore[index]
-                        self._fold(row)
-                        self._folded += 1
-                self._folded_id = _text(batches[-1][0])
-        # Rows trimmed before this worker read them, or never written (Redis was down): the
-        # summaries lack evidence, and say so.
-        lost = max(0, int(written or 0) - self._folded) + self.journal_lost - self._lost_counted
-        if lost > 0:
-            self._journal.dropped_jobs += lost
-            self._journal.dropped_keys += lost
-            self._folded = max(self._folded, int(written or 0))
-            self._lost_counted = self.journal_lost
-        return self._journal
-
-    def _fold(self, row: list[Any]) -> None:
-        (provider, op, method, path, job_id, key, status, sim_time, real_time, duration_ms,
-         phase, fault, retry_after, violations, finished_at) = row
-        self._journal.add(Request(provider, op, method, path, job_id, key, status, sim_time,
-                                  real_time, duration_ms, Phase(phase) if phase else None, fault,
-                                  retry_after, tuple(violations), finished_at))
+            return await self._log.read()
 
     # -- the rest -----------------------------------------------------------------------------
 
@@ -614,13 +485,9 @@ class RedisState:
         return None if math.isinf(soonest) else soonest
 
     async def reset(self) -> None:
-        await self._flush()
         client = self._redis()
         kept = {self.prefix + name for name in ("identity", "clock", "now", "workers", "jepoch")}
-        if self._flushing is not None:
-            self._flushing.cancel()
-            self._flushing = None
-        self._pending.clear()
+        self._log.forget()
         with _guard():
             keys = [key async for key in client.scan_iter(match=self.prefix + "*", count=1000)
                     if _text(key) not in kept]
@@ -628,8 +495,6 @@ class RedisState:
                 await client.unlink(*keys[index:index + 1000])
             await client.incr(self.prefix + "jepoch")
         self._records.clear()
-        self._journal.reset()
-        self._folded_epoch = _UNSET
         self._preset, self._preset_at = "", -math.inf
 
     async def evicted(self) -> int:
@@ -639,11 +504,8 @@ class RedisState:
         return int(count or 0)
 
     async def close(self) -> None:
-        if self._flushing is not None:
-            self._flushing.cancel()
-            self._flushing = None
-        with contextlib.suppress(RedisError, OSError):
-            await self._flush()
+        self._log.stop()
+        await self._log.flush()
         if self._follower is not None:
             self._follower.cancel()
             with contextlib.suppress(asyncio.CancelledError, RedisError, OSError):

@@ -12,7 +12,8 @@ import pytest
 from wanmock.server import Config, create_app
 from wanmock.server.clock import FakeClock, RealClock
 from wanmock.server.errors import ConfigError, StateUnavailable
-from wanmock.server.state.redis import RedisState, SharedFakeClock, decode_record, encode_record
+from wanmock.server.state.redis import RedisState, SharedFakeClock
+from wanmock.server.state.redis_codec import decode_record, encode_record
 
 from .clients import FACTS, status_url, submit_args
 from .conftest import RedisServer
