@@ -122,6 +122,8 @@ class MemoryState:
         self._creates += 1
         if self._creates % 1024 == 0:  # forget the queues of keys gone quiet
             self._queues = {k: q for k, q in self._queues.items() if not q.idle(now)}
+        if len(self._jobs) >= self.max_jobs:  # dicts keep insertion order: the oldest goes,
+            self._forget(next(iter(self._jobs)), now)  # before the queue places this one
         position = None
         if admission is not None:
             queue = self._queue(admission)
@@ -292,8 +294,6 @@ class MemoryState:
     def _put(self, record: JobRecord, version: int, now: float) -> None:
         if record.id not in self._jobs:
             heapq.heappush(self._deadlines, (record.evict_at, record.id))
-            if len(self._jobs) >= self.max_jobs:  # dicts keep insertion order: the oldest
-                self._forget(next(iter(self._jobs)), now)
         self._jobs[record.id] = (record, version)
 
     def _forget(self, job_id: str, now: float) -> None:

@@ -311,6 +311,9 @@ if ARGV[11] ~= '' then
   if kept + cost > tonumber(ARGV[11]) then return {'budget', script, wait} end
 end
 redis.call('HINCRBY', P .. 'kept', owner, cost)
+if redis.call('ZCARD', P .. 'order') >= tonumber(ARGV[14]) then  -- the oldest goes first
+  forget(redis.call('ZRANGE', P .. 'order', 0, 0)[1], now)
+end
 local id = string.sub(KEYS[1], #P + 5)
 local s, e, sq, at = ARGV[16], ARGV[17], '', false
 if ARGV[19] ~= '' then
@@ -320,9 +323,6 @@ if ARGV[19] ~= '' then
   finish(q)
   if start > now then at = position(q, seq, now); finish(q) end
   s, e, sq = fmt(start), fmt(stop), tostring(seq)
-end
-if redis.call('ZCARD', P .. 'order') >= tonumber(ARGV[14]) then
-  forget(redis.call('ZRANGE', P .. 'order', 0, 0)[1], now)
 end
 redis.call('HSET', KEYS[1], 'd', ARGV[15], 's', s, 'e', e, 'c', ARGV[18], 'q', ARGV[19],
            'sq', sq, 'p', ARGV[20], 'x', ARGV[21], 'v', 0, 'o', owner, 'k', cost)

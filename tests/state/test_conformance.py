@@ -217,6 +217,20 @@ async def test_the_oldest_job_goes_past_max_jobs(make: Make) -> None:
     assert (await state.read("job3", T0)).stored is not None
 
 
+async def test_a_waiting_job_evicted_past_max_jobs_leaves_its_queue(make: Make) -> None:
+    state = make(max_jobs=2)
+    jobs = Jobs(state)
+    await jobs.submit(T0, plan=Plan(queue_delay=10.0, run_seconds=60.0))  # waits to T0+10
+    second = await jobs.submit(T0)
+    assert second is not None and second.record.start_at == T0 + 70  # FIFO: behind job1
+    third = await jobs.submit(T0 + 1)  # job1, the oldest, goes: job2 moves up
+    assert (await state.read("job1", T0 + 1)).stored is None
+    moved = await jobs.view("job2", T0 + 1)
+    assert moved.record.start_at == T0 + 1 and moved.phase is Phase.RUNNING
+    assert third is not None and third.record.start_at == T0 + 61
+    assert (await jobs.view("job3", T0 + 1)).record == third.record
+
+
 async def test_rate_limit_windows_count_per_key_and_bucket(make: Make) -> None:
     state = make()
     limit = RateLimit(2, 60)
