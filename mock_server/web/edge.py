@@ -59,6 +59,8 @@ _UNSEEN: Any = object()
 _NO_QUERY: Mapping[str, str] = MappingProxyType({})
 #: The decision when nothing can act on a request.
 NO_FAULT = Decision()
+#: Errors answered with a ``Retry-After`` (journaled with it).
+_RETRY_AFTER = (RateLimited, InjectedFault, BudgetExceeded, StateUnavailable)
 
 
 #: The artifact URLs every provider's succeeded jobs point to (signed; no bearer key).
@@ -314,7 +316,7 @@ class Edge:
         error = outcome.error if outcome else None
         decision = outcome.decision if outcome else None
         retry_after = None
-        if isinstance(error, RateLimited | InjectedFault | BudgetExceeded | StateUnavailable):
+        if isinstance(error, _RETRY_AFTER):
             retry_after = error.retry_after
         await rt.state.record(Request(
             match.dialect.name,
