@@ -36,6 +36,7 @@ __all__ = [
     "Slotted",
     "Stuck",
     "next_change",
+    "phase_changes",
     "position_outside_slots",
     "state_at",
 ]
@@ -254,6 +255,29 @@ def next_change(job: JobRecord, now: float) -> float:
     cancelled = job.cancelled_at if job.cancelled_at is not None else NEVER
     return min((t for t in (job.start_at, job.end_at, cancelled, job.expires_at) if t > now),
                default=NEVER)
+
+
+def phase_changes(job: JobRecord) -> list[tuple[float, Phase]]:
+    """Every phase the job goes through, with the instant it enters it (the first at ``-inf``):
+    :func:`state_at` evaluated once between each pair of the record's own boundaries, so the two
+    never disagree. A census counts jobs by phase from these in O(log n) (``state/census.py``).
+
+    >>> req = JobRequest(model="m", prompt="a cat", width=1024, height=1024)
+    >>> job = JobRecord(id="j1", provider="p", owner="k", request=req, created_at=0.0,
+    ...                 start_at=10.0, end_at=70.0, expires_at=1000.0, evict_at=2000.0,
+    ...                 schedule=Slotted("q", 0))
+    >>> [(t, p.value) for t, p in phase_changes(job)]
+    [(-inf, 'queued'), (10.0, 'running'), (70.0, 'succeeded'), (1000.0, 'expired')]
+    """
+    cancelled = job.cancelled_at if job.cancelled_at is not None else NEVER
+    bounds = sorted({t for t in (job.start_at, job.end_at, cancelled, job.expires_at)
+                     if not math.isinf(t)})
+    changes = [(-NEVER, state_at(job, -NEVER).phase)]
+    for t in bounds:
+        phase = state_at(job, t).phase
+        if phase is not changes[-1][1]:
+            changes.append((t, phase))
+    return changes
 
 
 def _end_before_expiry(job: JobRecord) -> float | None:
