@@ -36,6 +36,7 @@ __all__ = [
     "Slotted",
     "Stuck",
     "next_change",
+    "phase_at",
     "phase_changes",
     "position_outside_slots",
     "state_at",
@@ -199,22 +200,26 @@ class JobView:
 def state_at(job: JobRecord, now: float, *, queue_position: int | None = None) -> JobView:
     """The job's view at ``now``; ``queue_position`` (supplied by the slot queue, or by
     :func:`position_outside_slots`) is kept only while the job is queued."""
-    if now >= job.expires_at:
-        phase = Phase.EXPIRED
-    elif job.cancelled_at is not None and now >= job.cancelled_at:
-        phase = Phase.CANCELLED
-    elif now < job.start_at:
-        phase = Phase.QUEUED
-    elif now < job.end_at:
-        phase = Phase.RUNNING
-    else:
-        phase = Phase.FAILED if job.failure is not None else Phase.SUCCEEDED
+    phase = phase_at(job, now)
     return JobView(
         record=job,
         phase=phase,
         at=now,
         queue_position=queue_position if phase is Phase.QUEUED else None,
     )
+
+
+def phase_at(job: JobRecord, now: float) -> Phase:
+    """The job's phase at ``now`` (what :func:`state_at` shows, without building a view)."""
+    if now >= job.expires_at:
+        return Phase.EXPIRED
+    if job.cancelled_at is not None and now >= job.cancelled_at:
+        return Phase.CANCELLED
+    if now < job.start_at:
+        return Phase.QUEUED
+    if now < job.end_at:
+        return Phase.RUNNING
+    return Phase.FAILED if job.failure is not None else Phase.SUCCEEDED
 
 
 def position_outside_slots(job: JobRecord, now: float) -> int | None:
@@ -259,7 +264,7 @@ def next_change(job: JobRecord, now: float) -> float:
 
 def phase_changes(job: JobRecord) -> list[tuple[float, Phase]]:
     """Every phase the job goes through, with the instant it enters it (the first at ``-inf``):
-    :func:`state_at` evaluated once between each pair of the record's own boundaries, so the two
+    :func:`phase_at` evaluated once between each pair of the record's own boundaries, so the two
     never disagree. A census counts jobs by phase from these in O(log n) (``state/census.py``).
 
     >>> req = JobRequest(model="m", prompt="a cat", width=1024, height=1024)
@@ -271,12 +276,14 @@ def phase_changes(job: JobRecord) -> list[tuple[float, Phase]]:
     """
     cancelled = job.cancelled_at if job.cancelled_at is not None else NEVER
     bounds = sorted({t for t in (job.start_at, job.end_at, cancelled, job.expires_at)
-                     if not math.isinf(t)})
-    changes = [(-NEVER, state_at(job, -NEVER).phase)]
+                     if t != NEVER})
+    changes = [(-NEVER, phase_at(job, -NEVER))]
+    last = changes[0][1]
     for t in bounds:
-        phase = state_at(job, t).phase
-        if phase is not changes[-1][1]:
+        phase = phase_at(job, t)
+        if phase is not last:
             changes.append((t, phase))
+            last = phase
     return changes
 
 

@@ -235,3 +235,32 @@ def test_worst_clients_stay_ranked_as_violations_happen() -> None:
         tally.blame("p", "deadbeef", "ignored-retry-after")
     assert ("p", "deadbeef") in tally.worst and low not in tally.worst
     assert len(tally.worst) == WORST_CLIENTS
+
+
+def test_a_scrape_does_bounded_work_with_100k_jobs_and_a_full_journal() -> None:
+    """Counted in function calls, not timed: one snapshot of 100k jobs (every phase, a journal
+    past its capacity) does about what one of 1k jobs does; a scan of the jobs would not."""
+    from collections import Counter
+
+    from wanmock.server.lifecycle import state_at
+    from wanmock.server.state import at_once
+    from wanmock.server.web.observe import snapshot
+
+    from .fleet import calls, fleet
+
+    work = {}
+    for jobs in (1_000, 100_000):
+        rt = fleet(jobs)
+        journal = rt.journal
+        assert journal.dropped_entries > 0 and journal.dropped_jobs > 0  # at capacity
+        at_once(snapshot(rt))  # settles the queues once (amortised work, as at every scrape)
+        work[jobs] = calls(lambda rt=rt: at_once(snapshot(rt)))
+        snap, now = at_once(snapshot(rt))
+        records = [r for r, _ in rt.state._jobs.values()]  # type: ignore[attr-defined]
+        for provider, metrics in snap.providers.items():
+            scanned = Counter(str(state_at(r, now).phase) for r in records
+                              if r.provider == provider)
+            assert {k: v for k, v in metrics.jobs_by_state.items() if v} == scanned
+    assert work[100_000] < 1.5 * work[1_000], work
+    scan = calls(lambda: Counter(state_at(r, now).phase for r in records))
+    assert scan > 50 * work[100_000]  # what the bound above would catch
