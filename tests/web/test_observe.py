@@ -264,3 +264,16 @@ def test_a_scrape_does_bounded_work_with_100k_jobs_and_a_full_journal() -> None:
     assert work[100_000] < 1.5 * work[1_000], work
     scan = calls(lambda: Counter(state_at(r, now).phase for r in records))
     assert scan > 50 * work[100_000]  # what the bound above would catch
+
+
+async def test_the_readme_names_every_metric_the_server_exports(http: Checked) -> None:
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme.split("## Dashboard and metrics\n", 1)[1].split("\n## ", 1)[0]
+    listed = {line.split("`")[1].split("{")[0] for line in section.splitlines()
+              if line.startswith("- `wanmock_")}
+    exported = {f.name + ("_total" if f.type == "counter" else "")
+                for f in text_string_to_metric_families((await http.get("/__admin/metrics")).text)}
+    assert listed == exported
+    assert (Path(__file__).parents[2] / "docs" / "dashboard.png").read_bytes()[:4] == b"\x89PNG"
