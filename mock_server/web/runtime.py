@@ -75,7 +75,7 @@ class Runtime:
     config: Config
     state: SimState
     dialects: Mapping[str, Dialect]
-    renderer: Renderer = field(default_factory=Renderer)
+    renderer: Renderer = field(init=False)
     signer: UrlSigner = field(init=False)
     rules: FaultRules = field(init=False)
     engine: Engine = field(init=False)
@@ -96,7 +96,9 @@ class Runtime:
         self.rules = _rules(self.config)
         self.engine = Engine(self.state)
         self.base = self.config
-        self.memo = Memo(enabled=self.config.server.memoise)
+        server = self.config.server
+        self.memo = Memo(enabled=server.memoise, capacity=server.memo_entries)
+        self.renderer = Renderer(cache_bytes=server.image_cache_bytes)
 
     @property
     def clock(self) -> Clock:
