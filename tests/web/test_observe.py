@@ -277,3 +277,16 @@ async def test_the_readme_names_every_metric_the_server_exports(http: Checked) -
                 for f in text_string_to_metric_families((await http.get("/__admin/metrics")).text)}
     assert listed == exported
     assert (Path(__file__).parents[2] / "docs" / "dashboard.png").read_bytes()[:4] == b"\x89PNG"
+
+
+async def test_a_queue_shared_by_every_key_is_labelled_shared(
+    make_app: Callable[..., Starlette], connect: Callable[..., Checked], clock: FakeClock
+) -> None:
+    app = make_app(lifecycle={"queue_scope": "provider", "concurrency": 1})
+    for key in ("k1", "k2", "k3"):
+        await connect(app, key=key).post(SUBMIT, json=BODY)
+    clock.advance(10)
+    flat = await numbers(connect(app))
+    assert nonzero(flat, "queue", "queue_keys") == {
+        "queue.therouter.shared.depth": 2, "queue.therouter.shared.busy": 1,
+        "queue_keys.therouter": 1}
