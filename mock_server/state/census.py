@@ -37,8 +37,6 @@ class PhaseCensus:
         self._first: Counter[tuple[str, Phase]] = Counter()
         #: (provider, from, to) -> instants jobs make that move.
         self._moves: dict[tuple[str, Phase, Phase], SortedList[float]] = {}
-        #: (provider, outcome) -> instants jobs reach their first terminal phase.
-        self._ends: dict[tuple[str, Phase], SortedList[float]] = {}
         #: (provider, outcome) -> jobs forgotten after they had finished.
         self._gone: Counter[tuple[str, Phase]] = Counter()
         self._submitted: Counter[str] = Counter()
@@ -58,12 +56,6 @@ class PhaseCensus:
             if moves is None:
                 moves = self._moves[(provider, before, after)] = SortedList()
             moves.add(at)
-        end = _end(changes)
-        if end is not None:
-            ends = self._ends.get((provider, end[1]))
-            if ends is None:
-                ends = self._ends[(provider, end[1])] = SortedList()
-            ends.add(end[0])
 
     def remove(self, record: JobRecord) -> None:
         """Stop counting a job as this record (the one last added) says."""
@@ -72,9 +64,6 @@ class PhaseCensus:
         self._first[(provider, changes[0][1])] -= 1
         for (_, before), (at, after) in itertools.pairwise(changes):
             self._moves[(provider, before, after)].remove(at)
-        end = _end(changes)
-        if end is not None:
-            self._ends[(provider, end[1])].remove(end[0])
 
     def forget(self, record: JobRecord, now: float) -> None:
         """A job leaves the store at ``now``: it still counts as finished if it had."""
@@ -101,11 +90,16 @@ class PhaseCensus:
     def finished(self, now: float) -> dict[str, dict[Phase, int]]:
         """Jobs that reached a terminal phase by ``now`` (forgotten ones too), by provider and
         the first terminal phase they reached."""
+        # Phases only move forward, so a job's first terminal phase is the one it enters from
+        # a phase that is not terminal (or the one it starts in).
         out: dict[str, dict[Phase, int]] = {}
-        for (provider, outcome), n in self._gone.items():
-            out.setdefault(provider, {})[outcome] = n
-        for (provider, outcome), ends in self._ends.items():
-            n = ends.bisect_right(now)
+        counted: list[tuple[str, Phase, int]] = [*((p, o, n) for (p, o), n in self._gone.items()),
+                                                 *((p, o, n) for (p, o), n in self._first.items()
+                                                   if o.terminal)]
+        counted += [(p, after, moves.bisect_right(now))
+                    for (p, before, after), moves in self._moves.items()
+                    if after.terminal and not before.terminal]
+        for provider, outcome, n in counted:
             if n:
                 counts = out.setdefault(provider, {})
                 counts[outcome] = counts.get(outcome, 0) + n
@@ -118,7 +112,6 @@ class PhaseCensus:
     def clear(self) -> None:
         self._first.clear()
         self._moves.clear()
-        self._ends.clear()
         self._gone.clear()
         self._submitted.clear()
 
