@@ -148,6 +148,7 @@ async def snapshot(rt: Runtime) -> tuple[MetricsSnapshot, float]:
 
 async def dashboard_document(rt: Runtime) -> dict[str, Any]:
     """The ``dashboard.json`` document now (``schemas/admin/dashboard.json``)."""
+    await rt.sync_preset()  # the preset another worker sharing the state may have switched to
     snap, now = await snapshot(rt)
     fake = isinstance(rt.clock, FakeClock)
     lifecycle = rt.config.lifecycle
