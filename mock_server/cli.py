@@ -249,6 +249,7 @@ def serve(config: Config, log_level: str, server: str = "uvicorn") -> None:
         print(f"  {dialect.title + ' base URL:':<32} {base}{facts.base_path}    e.g. "
               f"{facts.submit.method} {base}{facts.submit.path}{'?' * bool(query)}{query}")
     print(f"  OpenAPI: {base}/openapi.json   admin: {base}/__admin/health")
+    print(f"  dashboard: {base}/__admin/   Prometheus: {base}/__admin/metrics")
     print(f"  limits: {limits.max_connections} connections, keep-alive "
           f"{limits.keep_alive_timeout:g} s, read timeout {limits.header_timeout:g} s "
           "([server] max_connections, keep_alive_timeout, read_timeout)")

@@ -29,7 +29,6 @@ import math
 import os
 import random
 import time
-from collections import Counter
 from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -325,7 +324,7 @@ class RedisState:
             str(schedule.polls) if isinstance(schedule, PollDriven) else "",
             _f(record.expires_at), _f(record.evict_at),
             *((_f(admission.ready_at), _f(admission.run_seconds), str(admission.concurrency))
-              if admission is not None else ())])
+              if admission is not None else ("", "", "")), record.provider])
         outcome = answer[0]
         passage = self._passage(answer[1], answer[2])
         if outcome == b"blocked":
@@ -462,11 +461,17 @@ class RedisState:
                         yield decode_record(d, s, e, c or b"", seq or b"")
 
     async def census(self, now: float) -> Census:
-        jobs: dict[str, Counter[Phase]] = {}
+        """Jobs by provider and phase (a scan of the namespace's jobs: O(jobs), unlike the
+        in-memory census — see the README's limits), queue depths, jobs submitted by provider
+        (``finished`` is not counted: ``None``)."""
+        jobs: dict[str, dict[Phase, int]] = {}
         total = 0
         async for record in self._jobs():
-            jobs.setdefault(record.provider, Counter())[state_at(record, now).phase] += 1
+            counts = jobs.setdefault(record.provider, dict.fromkeys(Phase, 0))
+            counts[state_at(record, now).phase] += 1
             total += 1
+        with _guard():
+            submitted = await self._redis().hgetall(self.prefix + "submitted")
         queues = {}
         with _guard():
             names = sorted(_text(n) for n in await self._redis().smembers(self.prefix + "queues"))
@@ -475,7 +480,8 @@ class RedisState:
                                     [self.prefix, name, _f(now)])
             if found is not None:
                 queues[name] = (int(found[0]), int(found[1]))
-        return Census(jobs, queues, total)
+        return Census(jobs, queues, total,
+                      {_text(k): int(v) for k, v in submitted.items()}, None)
 
     async def next_change(self, now: float) -> float | None:
         soonest = math.inf

@@ -294,9 +294,9 @@ return {script, wait, f[1], f[2], f[3], f[4] or '', f[5], f[6] or '', at}
 """
 
 #: KEYS: job. ARGV: P, now, gate (8) at 3, budget ('': none) at 11, owner, cost, max jobs,
-#: the job's fields d s e c q p x (15..21), evict_at, then for a slotted job: ready, run seconds,
-#: concurrency (23..25). Answers the outcome, the passage and, once created, the seq, start,
-#: end and position the queue gave it.
+#: the job's fields d s e c q p x (15..21), evict_at, for a slotted job its ready time, run
+#: seconds and concurrency (23..25; else ''), the provider (26). Answers the outcome, the
+#: passage and, once created, the seq, start, end and position the queue gave it.
 CREATE = _COMMON + """
 local now = tonumber(ARGV[2])
 local script, wait = gate(3)
@@ -328,6 +328,7 @@ redis.call('HSET', KEYS[1], 'd', ARGV[15], 's', s, 'e', e, 'c', ARGV[18], 'q', A
            'sq', sq, 'p', ARGV[20], 'x', ARGV[21], 'v', 0, 'o', owner, 'k', cost)
 redis.call('ZADD', P .. 'evict', ARGV[22], id)
 redis.call('ZADD', P .. 'order', redis.call('INCR', P .. 'created'), id)
+redis.call('HINCRBY', P .. 'submitted', ARGV[26], 1)
 return {'created', script, wait, sq, s, e, at}
 """
 

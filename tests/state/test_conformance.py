@@ -288,7 +288,9 @@ async def test_preset_census_next_change_and_reset(make: Make) -> None:
     await jobs.submit(T0)
     await jobs.submit(T0)
     census = await state.census(T0 + 1)
-    assert census.total == 2 and census.jobs["p"] == {Phase.RUNNING: 1, Phase.QUEUED: 1}
+    assert census.total == 2 and census.jobs["p"] == {
+        **dict.fromkeys(Phase, 0), Phase.RUNNING: 1, Phase.QUEUED: 1}
+    assert census.submitted == {"p": 2}
     assert census.queues == {"p:o": (1, 1)}
     assert await state.next_change(T0 + 1) == T0 + 60
     await state.script([ScriptedFault(FaultKind.DROP)], provider=None, operation=None)
