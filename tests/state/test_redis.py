@@ -121,13 +121,16 @@ async def test_with_aof_jobs_survive_a_redis_restart(new_redis: Callable[..., Re
     state = RedisState(server.url, namespace=namespace, clock=FakeClock(T0))
     created = await state.create(_record("kept", start=T0), None, T0)
     assert created.stored is not None
-    await state.close()
     server.stop()  # SIGTERM: Redis writes its append-only file out
+    with pytest.raises(StateUnavailable):
+        await state.read("kept", T0)
     server.start()
     again = RedisState(server.url, namespace=namespace, clock=FakeClock(T0))
     try:
-        read = (await again.read("kept", T0)).stored
-        assert read is not None and read.record == created.stored.record
+        for reader in (state, again):  # the old state reconnects (and reloads its scripts)
+            read = (await reader.read("kept", T0)).stored
+            assert read is not None and read.record == created.stored.record
         assert again.identity == state.identity
     finally:
+        await state.close()
         await again.close()

@@ -4,6 +4,7 @@ URLs hold across them; a worker killed with SIGKILL, or all of them stopped, los
 
 from __future__ import annotations
 
+import os
 import random
 import signal
 import threading
@@ -186,5 +187,17 @@ def test_one_command_serves_several_workers_on_one_port(config: Path) -> None:
         children = Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children")
         workers = {int(pid) for pid in children.read_text().split()}
         assert len(workers) == 2 and pids and pids <= workers
+        # A worker that dies is started again.
+        os.kill(min(workers), signal.SIGKILL)
+        deadline = time.monotonic() + 20  # a real process starting, polled with a deadline
+        while True:
+            now_workers = {int(pid) for pid in children.read_text().split()}
+            if len(now_workers) == 2 and min(workers) not in now_workers:
+                break
+            assert time.monotonic() < deadline, f"no new worker: {now_workers}"
+            time.sleep(0.02)
+        for _ in range(10):
+            with httpx.Client(base_url=server.url) as client:
+                assert client.get("/__admin/health").json()["worker"] in now_workers
     finally:
         server.stop()
