@@ -324,7 +324,8 @@ class RedisState:
             str(schedule.polls) if isinstance(schedule, PollDriven) else "",
             _f(record.expires_at), _f(record.evict_at),
             *((_f(admission.ready_at), _f(admission.run_seconds), str(admission.concurrency))
-              if admission is not None else ("", "", "")), record.provider])
+              if admission is not None else ("", "", "")), record.provider,
+            "1" if record.failure is not None else ""])
         outcome = answer[0]
         passage = self._passage(answer[1], answer[2])
         if outcome == b"blocked":
@@ -461,27 +462,58 @@ class RedisState:
                         yield decode_record(d, s, e, c or b"", seq or b"")
 
     async def census(self, now: float) -> Census:
-        """Jobs by provider and phase (a scan of the namespace's jobs: O(jobs), unlike the
-        in-memory census — see the README's limits), queue depths, jobs submitted by provider
-        (``finished`` is not counted: ``None``)."""
-        jobs: dict[str, dict[Phase, int]] = {}
-        total = 0
-        async for record in self._jobs():
-            counts = jobs.setdefault(record.provider, dict.fromkeys(Phase, 0))
-            counts[state_at(record, now).phase] += 1
-            total += 1
+        """Jobs by provider and phase, jobs submitted and finished, queue depths: bounded work
+        whatever the number of jobs (the scripts keep each job's phase changes as
+        ``state/census.py`` does: a count per first phase, sorted instants per kind of move)."""
+        client = self._redis()
+        queues = {}  # settled first: a settle may move jobs
         with _guard():
-            submitted = await self._redis().hgetall(self.prefix + "submitted")
-        queues = {}
-        with _guard():
-            names = sorted(_text(n) for n in await self._redis().smembers(self.prefix + "queues"))
+            names = sorted(_text(n) for n in await client.smembers(self.prefix + "queues"))
         for name in names:
             found = await self._run("QUEUE_STATS", [self._queue_key(name)],
                                     [self.prefix, name, _f(now)])
             if found is not None:
                 queues[name] = (int(found[0]), int(found[1]))
-        return Census(jobs, queues, total,
-                      {_text(k): int(v) for k, v in submitted.items()}, None)
+        with _guard():
+            async with client.pipeline(transaction=False) as pipe:
+                pipe.hgetall(self.prefix + "cf")
+                pipe.smembers(self.prefix + "cmk")
+                pipe.hgetall(self.prefix + "cgone")
+                pipe.hgetall(self.prefix + "submitted")
+                pipe.zcard(self.prefix + "order")
+                first, kinds, gone, submitted, total = await pipe.execute()
+            kinds = sorted(_text(kind) for kind in kinds)
+            async with client.pipeline(transaction=False) as pipe:
+                for kind in kinds:
+                    pipe.zcount(self.prefix + "cm:" + kind, "-inf", _f(now))
+                moved = await pipe.execute()
+        jobs: dict[str, dict[Phase, int]] = {}
+        finished: dict[str, dict[Phase, int]] = {}
+
+        def count(into: dict[str, dict[Phase, int]], provider: str, phase: Phase, n: int,
+                  zeros: bool) -> None:
+            counts = into.setdefault(provider, dict.fromkeys(Phase, 0) if zeros else {})
+            counts[phase] = counts.get(phase, 0) + n
+
+        for key, n in first.items():
+            provider, phase = _text(key).split("|")
+            if int(n):
+                count(jobs, provider, Phase(phase), int(n), True)
+                if Phase(phase).terminal:
+                    count(finished, provider, Phase(phase), int(n), False)
+        for kind, n in zip(kinds, moved, strict=True):
+            provider, before, after = kind.split("|")
+            if n:
+                count(jobs, provider, Phase(before), -n, True)
+                count(jobs, provider, Phase(after), n, True)
+                if Phase(after).terminal and not Phase(before).terminal:
+                    count(finished, provider, Phase(after), n, False)
+        for key, n in gone.items():
+            provider, outcome = _text(key).split("|")
+            if int(n):
+                count(finished, provider, Phase(outcome), int(n), False)
+        return Census(jobs, queues, int(total),
+                      {_text(k): int(v) for k, v in submitted.items()}, finished)
 
     async def next_change(self, now: float) -> float | None:
         soonest = math.inf

@@ -77,6 +77,73 @@ local function blocks(script, wait)
   return wait or (script and string.sub(script, -2) == '|1')
 end
 
+-- The census (state/census.py): jobs by provider and first phase, and the instants of every
+-- kind of move (provider|from|to: a sorted set of job ids by instant), kept at every write.
+
+local TERMINAL = {succeeded = true, failed = true, cancelled = true, expired = true}
+
+local function phase_at(s, e, c, x, failed, now)
+  if now >= x then return 'expired' end
+  if c and now >= c then return 'cancelled' end
+  if now < s then return 'queued' end
+  if now < e then return 'running' end
+  if failed then return 'failed' end
+  return 'succeeded'
+end
+
+-- lifecycle.phase_changes: the first phase, then (instant, from, to) for each move.
+local function phase_changes(f)
+  local s, e, x = tonumber(f[1]), tonumber(f[2]), tonumber(f[4])
+  local c = (f[3] and f[3] ~= '') and tonumber(f[3]) or nil
+  local failed = f[5] == '1'
+  local bounds, seen = {}, {}
+  for _, t in ipairs({s, e, c or INF, x}) do
+    if t ~= INF and not seen[t] then
+      seen[t] = true
+      bounds[#bounds + 1] = t
+    end
+  end
+  table.sort(bounds)
+  local first = phase_at(s, e, c, x, failed, -INF)
+  local moves, last = {}, first
+  for _, t in ipairs(bounds) do
+    local phase = phase_at(s, e, c, x, failed, t)
+    if phase ~= last then
+      moves[#moves + 1] = {t, last, phase}
+      last = phase
+    end
+  end
+  return first, moves
+end
+
+-- Count (sign 1) or stop counting (-1) job ``id`` as its fields {s, e, c, x, f, pr} say.
+local function census(id, f, sign)
+  local first, moves = phase_changes(f)
+  redis.call('HINCRBY', P .. 'cf', f[6] .. '|' .. first, sign)
+  for _, m in ipairs(moves) do
+    local kind = f[6] .. '|' .. m[2] .. '|' .. m[3]
+    if sign > 0 then
+      redis.call('ZADD', P .. 'cm:' .. kind, m[1], id)
+      redis.call('SADD', P .. 'cmk', kind)
+    else
+      redis.call('ZREM', P .. 'cm:' .. kind, id)
+    end
+  end
+  return first, moves
+end
+
+local CENSUS_FIELDS = {'s', 'e', 'c', 'x', 'f', 'pr'}
+
+-- New start, end or cancel time of a stored job (nil: kept), counted anew; a new version.
+local function set_times(k, id, s, e, c)
+  local old = redis.call('HMGET', k, unpack(CENSUS_FIELDS))
+  census(id, old, -1)
+  local new = {s or old[1], e or old[2], c or old[3] or '', old[4], old[5], old[6]}
+  redis.call('HSET', k, 's', new[1], 'e', new[2], 'c', new[3])
+  census(id, new, 1)
+  return redis.call('HINCRBY', k, 'v', 1)
+end
+
 -- FIFO queues (scheduler.py) ------------------------------------------------------------------
 
 local function numbers(text)
@@ -241,10 +308,7 @@ local function finish(q)
   end
   for _, e in pairs(q.changed) do
     local k = P .. 'job:' .. e.id
-    if redis.call('EXISTS', k) == 1 then
-      redis.call('HSET', k, 's', fmt(e.start), 'e', fmt(e.stop))
-      redis.call('HINCRBY', k, 'v', 1)
-    end
+    if redis.call('EXISTS', k) == 1 then set_times(k, e.id, fmt(e.start), fmt(e.stop), nil) end
   end
   q.changed = {}
   q.dirty = false
@@ -254,6 +318,18 @@ local function forget(id, now)
   local k = P .. 'job:' .. id
   local f = redis.call('HMGET', k, 'o', 'k', 'q', 'sq', 's')
   if f[1] then
+    local fields = redis.call('HMGET', k, unpack(CENSUS_FIELDS))
+    local first, moves = census(id, fields, -1)
+    local ended = TERMINAL[first] and first or nil  -- it still counts as finished if it had
+    if not ended then
+      for _, m in ipairs(moves) do
+        if TERMINAL[m[3]] then
+          if m[1] <= now then ended = m[3] end
+          break
+        end
+      end
+    end
+    if ended then redis.call('HINCRBY', P .. 'cgone', fields[6] .. '|' .. ended, 1) end
     redis.call('DEL', k)
     if redis.call('HINCRBY', P .. 'kept', f[1], -tonumber(f[2])) <= 0 then
       redis.call('HDEL', P .. 'kept', f[1])
@@ -295,7 +371,8 @@ return {script, wait, f[1], f[2], f[3], f[4] or '', f[5], f[6] or '', at}
 
 #: KEYS: job. ARGV: P, now, gate (8) at 3, budget ('': none) at 11, owner, cost, max jobs,
 #: the job's fields d s e c q p x (15..21), evict_at, for a slotted job its ready time, run
-#: seconds and concurrency (23..25; else ''), the provider (26). Answers the outcome, the
+#: seconds and concurrency (23..25; else ''), the provider (26), '1' if it will fail (27).
+#: Answers the outcome, the
 #: passage and, once created, the seq, start, end and position the queue gave it.
 CREATE = _COMMON + """
 local now = tonumber(ARGV[2])
@@ -325,7 +402,9 @@ if ARGV[19] ~= '' then
   s, e, sq = fmt(start), fmt(stop), tostring(seq)
 end
 redis.call('HSET', KEYS[1], 'd', ARGV[15], 's', s, 'e', e, 'c', ARGV[18], 'q', ARGV[19],
-           'sq', sq, 'p', ARGV[20], 'x', ARGV[21], 'v', 0, 'o', owner, 'k', cost)
+           'sq', sq, 'p', ARGV[20], 'x', ARGV[21], 'v', 0, 'o', owner, 'k', cost,
+           'f', ARGV[27], 'pr', ARGV[26])
+census(id, {s, e, ARGV[18], ARGV[21], ARGV[27], ARGV[26]}, 1)
 redis.call('ZADD', P .. 'evict', ARGV[22], id)
 redis.call('ZADD', P .. 'order', redis.call('INCR', P .. 'created'), id)
 redis.call('HINCRBY', P .. 'submitted', ARGV[26], 1)
@@ -345,11 +424,10 @@ if ARGV[4] == '1' then
       finish(q)
     end
   end
-  redis.call('HSET', KEYS[1], 'c', ARGV[3], 's', 'inf', 'e', 'inf')
+  set_times(KEYS[1], string.sub(KEYS[1], #P + 5), 'inf', 'inf', ARGV[3])
 else
-  redis.call('HSET', KEYS[1], 'c', ARGV[3])
+  set_times(KEYS[1], string.sub(KEYS[1], #P + 5), nil, nil, ARGV[3])
 end
-redis.call('HINCRBY', KEYS[1], 'v', 1)
 return redis.call('HMGET', KEYS[1], unpack(FIELDS))
 """
 
@@ -382,8 +460,7 @@ if f[6] and f[6] ~= '' then
       redis.call('HDEL', k, 'n')
       local s = f[2]
       if tonumber(s) > now then s = ARGV[2] end
-      redis.call('HSET', k, 's', s, 'e', ARGV[2])
-      redis.call('HINCRBY', k, 'v', 1)
+      set_times(k, string.sub(k, #P + 5), s, ARGV[2], nil)
     end
   end
 end

@@ -206,6 +206,8 @@ async def test_evicted_after_evict_at_and_their_bytes_freed(make: Make) -> None:
     assert (await state.read("job1", T0 + 110)).stored is None
     census = await state.census(T0 + 110)
     assert census.total == 1
+    # the evicted jobs expired (at +10, before their run ended): they still count as finished
+    assert census.finished == {"p": {Phase.EXPIRED: 3}} and census.submitted == {"p": 4}
 
 
 async def test_the_oldest_job_goes_past_max_jobs(make: Make) -> None:

@@ -106,6 +106,7 @@ def machine(url: str) -> type[RuleBasedStateMachine]:
             memory, shared = self.both(lambda jobs: jobs.state.census(self.now))
             assert memory.jobs == shared.jobs and memory.total == shared.total
             assert memory.submitted == shared.submitted
+            assert memory.finished == shared.finished
             assert {q: v for q, v in memory.queues.items() if v != (0, 0)} == {
                 q: v for q, v in shared.queues.items() if v != (0, 0)}
             soonest = self.both(lambda jobs: jobs.state.next_change(self.now))
