@@ -31,7 +31,7 @@ typecheck: $(STAMP) ## mypy --strict on the packages
 	.venv/bin/mypy
 
 bench: $(STAMP) ## micro-benchmarks, the whole-server benchmark, a 5-minute soak (not in make test)
-	$(PY) -m pytest -q benchmarks --benchmark-only --benchmark-columns=mean,median,ops $(ARGS) && $(PY) benchmarks/memory.py && $(PY) benchmarks/server.py && $(PY) benchmarks/soak.py
+	$(PY) -m pytest -q benchmarks --benchmark-only --benchmark-columns=mean,median,ops $(ARGS) && $(PY) benchmarks/memory.py && $(PY) benchmarks/observe.py && $(PY) benchmarks/server.py && $(PY) benchmarks/soak.py
 
 clean: ## remove .venv and caches
 	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache .hypothesis .benchmarks build dist *.egg-info

@@ -32,6 +32,7 @@ __all__ = [
     "DEFAULT_MAX_ERROR_RATE",
     "LoadReport",
     "PollPolicy",
+    "find_dashboard",
     "is_loopback",
     "run_load",
 ]
@@ -87,6 +88,9 @@ class LoadReport:
     #: The share of failed requests that fails the run; ``None``: any connection error, or
     #: more than :data:`DEFAULT_MAX_ERROR_RATE`.
     max_error_rate: float | None = None
+    #: The live dashboard of the wanmock server loaded (``None``: not a wanmock server, or
+    #: a remote target, which is never probed).
+    dashboard: str | None = None
     _marks: deque[tuple[float, int]] = field(default_factory=deque, repr=False)
 
     @property
@@ -146,7 +150,7 @@ class LoadReport:
             "max_error_rate": self.max_error_rate,
             "outcomes": {k: self.outcomes[k] for k in (*_TERMINAL, "unfinished")
                          if self.outcomes[k]},
-            "ok": self.ok, "verdict": self.verdict,
+            "ok": self.ok, "verdict": self.verdict, "dashboard": self.dashboard,
         }
 
     def render(self) -> str:
@@ -180,6 +184,8 @@ class LoadReport:
         lines += ["", f"  FAIL: {verdict} (fails on {limit})" if verdict else
                   f"  PASS: {self.error_rate:.2%} of {self.attempts} requests failed "
                   f"(fails on {limit})"]
+        if self.dashboard:
+            lines += ["", f"  dashboard: {self.dashboard}  (Prometheus: {self.dashboard}metrics)"]
         return "\n".join(lines)
 
     def live_line(self) -> str:
@@ -437,4 +443,22 @@ async def run_load(
         if tick is not None:
             tick.cancel()
         report.seconds = monotonic() - started
+    if report.requests and (transport is not None or is_loopback(base_url)):
+        report.dashboard = await find_dashboard(base_url, transport)
     return report
+
+
+async def find_dashboard(base_url: str,
+                         transport: httpx.AsyncBaseTransport | None = None) -> str | None:
+    """The dashboard URL of the wanmock server at ``base_url`` (``None`` if its admin API does
+    not answer as wanmock's: another server, or none)."""
+    try:
+        async with httpx.AsyncClient(base_url=base_url, transport=transport, timeout=5) as http:
+            answer = await http.get("/__admin/health")
+            body = answer.json()
+    except (httpx.HTTPError, ValueError):
+        return None
+    wanmock = isinstance(body, dict) and (
+        body.get("status") == "ok" if answer.status_code == 200
+        else str(body.get("error", "")).startswith("admin API"))
+    return f"{base_url.rstrip('/')}/__admin/" if wanmock else None

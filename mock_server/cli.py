@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 from .config import Config
-from .errors import ConfigError
+from .errors import ConfigError, StateUnavailable
 
 __all__ = ["main"]
 
@@ -89,6 +90,16 @@ def build_parser() -> argparse.ArgumentParser:
                             "'wanmock[granian]')")
     serve.add_argument("--admin-token", metavar="TOKEN",
                        help="require this bearer token on /__admin (default: loopback only)")
+    serve.add_argument("--state", metavar="URL",
+                       help="where the simulation state lives: memory (this process), or "
+                            "redis://HOST:PORT/DB (unix:///PATH.sock?db=0), shared by every "
+                            "worker and host using it (default: memory)")
+    serve.add_argument("--namespace", metavar="NAME",
+                       help="Redis key namespace: simulations sharing one Redis stay apart "
+                            "(default: wanmock)")
+    serve.add_argument("--workers", type=_at_least_one, metavar="N",
+                       help="worker processes sharing the listening socket (N > 1 needs "
+                            "--state redis://…; default 1)")
     serve.add_argument("--log-level", default="warning",
                        choices=["critical", "error", "warning", "info", "debug"],
                        help="the HTTP server's log level")
@@ -190,7 +201,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
         except ConfigError as exc:
             raise ConfigError(f"--preset: {exc}") from None
     server: dict[str, Any] = {}
-    for flag in ("host", "port", "time_scale", "seed", "admin_token"):
+    for flag in ("host", "port", "time_scale", "seed", "admin_token", "state", "namespace",
+                 "workers"):
         value = getattr(args, flag)
         if value is not None:
             server[flag] = value
@@ -210,6 +222,7 @@ def serve(config: Config, log_level: str, server: str = "uvicorn") -> None:
         raise_open_files_limit,
         serve_granian,
         serve_uvicorn,
+        serve_workers,
     )
 
     if server == "granian":
@@ -218,21 +231,29 @@ def serve(config: Config, log_level: str, server: str = "uvicorn") -> None:
         except ImportError:
             raise ConfigError("--server granian: granian is not installed; "
                               "pip install 'wanmock[granian]'") from None
+    workers = config.server.workers
+    if workers > 1 and server == "granian":
+        raise ConfigError(f"--workers {workers}: several workers run under uvicorn (they share "
+                          "one listening socket); use --server uvicorn, or run one granian "
+                          "process per port against the same --state")
     limits = ConnectionLimits.from_config(config.server)
-    app = create_app(config)
+    app = create_app(config)  # in this process first: a bad config or Redis fails here, once
     rt = app.state.wanmock
     sock = bind(config.server.host, config.server.port)
     base = base_url(sock)
     raise_open_files_limit(limits.max_connections)
     clock = "fake (advance via POST /__admin/clock/advance)" if config.server.fake_clock else (
         f"real x{config.server.time_scale:g}")
-    print(f"wanmock serving on {base}  (seed {rt.state.seed}, clock {clock}, {server})")
+    where = config.server.state.split("@")[-1]
+    print(f"wanmock serving on {base}  (seed {rt.state.seed}, clock {clock}, {server}, "
+          f"state {where}" + (f", {workers} workers)" if workers > 1 else ")"))
     for dialect in rt.dialects.values():
         facts = dialect.client
         query = "&".join(f"{k}={v}" for k, v in facts.submit.query.items())
         print(f"  {dialect.title + ' base URL:':<32} {base}{facts.base_path}    e.g. "
               f"{facts.submit.method} {base}{facts.submit.path}{'?' * bool(query)}{query}")
     print(f"  OpenAPI: {base}/openapi.json   admin: {base}/__admin/health")
+    print(f"  dashboard: {base}/__admin/   Prometheus: {base}/__admin/metrics")
     print(f"  limits: {limits.max_connections} connections, keep-alive "
           f"{limits.keep_alive_timeout:g} s, read timeout {limits.header_timeout:g} s "
           "([server] max_connections, keep_alive_timeout, read_timeout)")
@@ -241,6 +262,9 @@ def serve(config: Config, log_level: str, server: str = "uvicorn") -> None:
         host, port = sock.getsockname()[:2]
         sock.close()  # granian binds by itself, on the port found free above
         serve_granian(app, host, port, log_level, limits)
+        return
+    if workers > 1:
+        serve_workers(partial(create_app, config), sock, limits, log_level, workers)
         return
     serve_uvicorn(app, sock, limits, log_level)
 
@@ -263,7 +287,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = config_from_args(args)
         if args.command == "serve":
             serve(config, args.log_level, args.server)
-    except ConfigError as exc:
+    except (ConfigError, StateUnavailable) as exc:
         parser.exit(2, f"wanmock: error: {exc}\n")
     return 0
 

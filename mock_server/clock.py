@@ -93,6 +93,11 @@ class FakeClock:
             raise ValueError(f"a fake clock cannot go backwards: advance({seconds!r})")
         self.set(self._now + seconds)
 
+    async def move(self, seconds: float) -> None:
+        """:meth:`advance` for every process sharing this clock (a plain fake clock: this one;
+        a shared one writes the shared time first, see ``state/redis.py``)."""
+        self.advance(seconds)
+
     def set(self, when: float) -> None:
         """Jump to the absolute simulated time ``when`` (not before the current time)."""
         self._move(when, strict=True)

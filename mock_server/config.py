@@ -127,6 +127,10 @@ class ServerConfig:
     #: Keep each job's rendered status answer until its phase or queue position can change
     #: (same bytes; off: render every poll — for debugging or comparing).
     memoise: bool = True
+    #: Jobs whose status answer is kept (oldest out first; ~2 KB each).
+    memo_entries: int = 16_384
+    #: Bytes of rendered PNGs kept for repeated downloads (oldest out first).
+    image_cache_bytes: int = 32 << 20
     #: While served, freeze what survives each full garbage collection (``web/gcpolicy.py``):
     #: shorter collector pauses with hundreds of thousands of jobs, but garbage that is alive at
     #: a freeze and later dies in a reference cycle is never freed. Off by default.
@@ -169,6 +173,9 @@ class ServerConfig:
                               f"{self.state!r}")
         if self.workers < 1:
             raise ConfigError(f"server.workers must be >= 1, got {self.workers}")
+        if self.memo_entries < 1 or self.image_cache_bytes < 0:
+            raise ConfigError(f"server.memo_entries must be >= 1 and server.image_cache_bytes "
+                              f">= 0; got {self.memo_entries} and {self.image_cache_bytes}")
         if self.workers > 1 and self.state == "memory":
             raise ConfigError("server.workers > 1 needs shared state: every worker would be a "
                               "separate fake; add state = \"redis://HOST:PORT/DB\" "

@@ -28,6 +28,7 @@ __all__ = [
     "NotReady",
     "RateLimited",
     "RouteNotFound",
+    "StateUnavailable",
     "SyncTimeout",
     "UnknownModel",
     "UnsupportedMediaType",
@@ -250,5 +251,16 @@ class InjectedFault(ApiError):
 
     def __init__(self, status: int, message: str, *, retry_after: float | None = None) -> None:
         self.status = status
+        self.retry_after = retry_after
+        super().__init__(message)
+
+
+class StateUnavailable(ApiError):
+    """The shared simulation state (Redis) did not answer in time; nothing was done. Every
+    provider answers its 503 with ``Retry-After``; the server recovers by itself."""
+
+    kind = "state_unavailable"
+
+    def __init__(self, message: str, *, retry_after: float = 1.0) -> None:
         self.retry_after = retry_after
         super().__init__(message)

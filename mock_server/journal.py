@@ -38,6 +38,7 @@ from .vocab import FaultKind, Operation, Phase
 
 __all__ = [
     "BUCKETS",
+    "WORST_CLIENTS",
     "Entry",
     "Evidence",
     "Histogram",
@@ -194,13 +195,17 @@ class KeySummary:
         return data
 
 
-#: Upper bounds (simulated seconds, or counts for polls per job) of every histogram.
+#: Upper bounds (simulated seconds, or counts for polls per job) of every histogram; the last
+#: bucket (``+Inf``) is implicit. The metrics export these buckets as they are.
 BUCKETS: Mapping[str, tuple[float, ...]] = {
-    "poll_interval": (0.1, 0.5, 1, 2, 5, 10, 30, 60, 300),
-    "polls_per_job": (1, 2, 5, 10, 20, 50, 100, 500),
-    "notice_lag": (0.5, 1, 2, 5, 10, 30, 60, 300),
-    "submit_to_download": (30, 60, 90, 120, 180, 300, 600, 1800),
+    "polls_per_job": (1.0, 2.0, 3.0, 5.0, 8.0, 13.0, 21.0, 34.0, 55.0, 89.0, 144.0),
+    "poll_interval": (0.5, 1.0, 2.0, 5.0, 10.0, 15.0, 20.0, 30.0, 60.0, 120.0, 300.0),
+    "notice_lag": (0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0),
+    "submit_to_download": (30.0, 45.0, 60.0, 90.0, 120.0, 180.0, 240.0, 300.0, 600.0, 1200.0,
+                           3600.0),
 }
+#: How many clients (provider, key hash) :attr:`Tally.worst` keeps: the most violations.
+WORST_CLIENTS = 20
 
 
 @dataclass(slots=True)
@@ -232,12 +237,39 @@ class Tally:
     faults: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     #: (provider, violation) -> requests flagged.
     violations: Counter[tuple[str, str]] = field(default_factory=Counter)
-    #: key -> violations of that key (for "the worst clients").
-    by_key: Counter[str] = field(default_factory=Counter)
+    #: (provider, key) -> violations of that client, by kind.
+    clients: dict[tuple[str, str], Counter[str]] = field(default_factory=dict)
+    #: The :data:`WORST_CLIENTS` clients with the most violations, kept as they happen (counts
+    #: only grow, so this is exact: a scrape never ranks every client).
+    worst: dict[tuple[str, str], int] = field(default_factory=dict)
     #: (provider, outcome) -> jobs the clients were first shown in a terminal phase.
     finished: Counter[tuple[str, str]] = field(default_factory=Counter)
-    histograms: dict[str, Histogram] = field(
-        default_factory=lambda: {name: Histogram(b) for name, b in BUCKETS.items()})
+    #: (provider, name) -> histogram (names and buckets: :data:`BUCKETS`).
+    histograms: dict[tuple[str, str], Histogram] = field(default_factory=dict)
+
+    def observe(self, provider: str, name: str, value: float) -> None:
+        """Count one observation into a provider's histogram ``name``."""
+        histogram = self.histograms.get((provider, name))
+        if histogram is None:
+            histogram = self.histograms[(provider, name)] = Histogram(BUCKETS[name])
+        histogram.observe(value)
+
+    def blame(self, provider: str, key: str, kind: str) -> None:
+        """Count one violation of a client, keeping :attr:`worst` up to date."""
+        who = (provider, key)
+        counts = self.clients.get(who)
+        if counts is None:
+            counts = self.clients[who] = Counter()
+        counts[kind] += 1
+        total = counts.total()
+        worst = self.worst
+        if who in worst or len(worst) < WORST_CLIENTS:
+            worst[who] = total
+            return
+        least = min(worst, key=worst.__getitem__)
+        if total > worst[least]:  # everyone outside has at most the least inside
+            del worst[least]
+            worst[who] = total
 
 
 class _Where(NamedTuple):
@@ -403,7 +435,7 @@ class Journal:
                     who.polls += 1
                 if job.last_status_at is not None:
                     gap = now - job.last_status_at
-                    self.tally.histograms["poll_interval"].observe(gap)
+                    self.tally.observe(job.provider or "", "poll_interval", gap)
                     if job.min_poll_interval is None or gap < job.min_poll_interval:
                         job.min_poll_interval = gap
                         job.fastest_poll = Evidence(now, f"{where} {gap:.3f} s after the "
@@ -433,7 +465,8 @@ class Journal:
                         now, f"{where} while the job was {phase or 'unknown'}")
         elif op is Operation.DOWNLOAD and status == 200:
             if job.downloads == 0 and job.submitted_at is not None:
-                self.tally.histograms["submit_to_download"].observe(now - job.submitted_at)
+                self.tally.observe(job.provider or "", "submit_to_download",
+                                  now - job.submitted_at)
             job.downloads += 1
         elif op is Operation.CANCEL:
             job.cancels += 1
@@ -445,9 +478,9 @@ class Journal:
             job.terminal_phase = str(phase)
             tally = self.tally
             tally.finished[(job.provider or "", str(phase))] += 1
-            tally.histograms["polls_per_job"].observe(job.polls)
+            tally.observe(job.provider or "", "polls_per_job", job.polls)
             if finished_at is not None and op is not Operation.SUBMIT:
-                tally.histograms["notice_lag"].observe(max(0.0, now - finished_at))
+                tally.observe(job.provider or "", "notice_lag", max(0.0, now - finished_at))
 
     def _tally(self, provider: str, phase: Phase | None, fault: str | None, key: str | None,
                flags: list[str]) -> None:
@@ -458,7 +491,7 @@ class Journal:
             if flag != RETRY:
                 tally.violations[(provider, flag)] += 1
                 if key is not None:
-                    tally.by_key[key] += 1
+                    tally.blame(provider, key, flag)
 
     @property
     def entries(self) -> list[Entry]:
@@ -472,6 +505,10 @@ class Journal:
     def jobs(self) -> list[JobSummary]:
         """Every retained job summary, oldest first."""
         return list(self._jobs.values())
+
+    def recent(self, n: int) -> list[JobSummary]:
+        """The ``n`` jobs asked about most recently, most recent first (O(n))."""
+        return list(itertools.islice(reversed(self._jobs.values()), n))
 
     def key(self, key: str) -> KeySummary | None:
         """The summary of one API key (its owner hash), if still retained."""

@@ -59,6 +59,7 @@ def test_from_toml(tmp_path: Path) -> None:
         ({"server": {"time_scale": 0}}, r"time_scale must be > 0"),
         ({"server": {"workers": 2}}, r"workers > 1 needs shared state"),
         ({"server": {"state": "postgres://x"}}, r"server.state must be 'memory' or a Redis URL"),
+        ({"server": {"memo_entries": 0}}, r"server.memo_entries must be >= 1"),
     ],
 )
 def test_bad_config_names_the_key(data: dict, message: str) -> None:  # type: ignore[type-arg]
@@ -100,3 +101,13 @@ def test_config_is_frozen() -> None:
     config = Config()
     with pytest.raises(AttributeError):
         config.server = None  # type: ignore[misc]
+
+
+def test_the_cache_bounds_reach_the_runtime() -> None:
+    from wanmock.server import FakeClock, create_app
+
+    app = create_app(Config.from_mapping({"server": {"memo_entries": 7,
+                                                     "image_cache_bytes": 1024}}),
+                     clock=FakeClock())
+    rt = app.state.wanmock
+    assert (rt.memo.capacity, rt.renderer.cache_bytes) == (7, 1024)

@@ -39,7 +39,8 @@ def test_every_domain_error_renders_in_the_providers_error_shape(
                errors.UnsupportedMediaType("text"), errors.JobForbidden("x"),
                errors.NotReady("x", "queued"), errors.NotCancellable("x", "running", ["queued"]),
                errors.SyncTimeout("x", 100, "http://h/x"), errors.UnknownModel("m", ["n"]),
-               errors.InvalidRequest([errors.Violation("prompt", "required", "needed")])]
+               errors.InvalidRequest([errors.Violation("prompt", "required", "needed")]),
+               errors.StateUnavailable("redis down")]
     assert {e.kind for e in samples} == _kinds(), "a new error kind needs a sample here"
     instance = dialect(dialect.Options())
     for error in samples:
@@ -61,3 +62,12 @@ def test_client_facts_agree_with_the_route_table(dialect: type[Dialect]) -> None
     body = facts.body("a cat")
     assert not schemas.check(facts.request_schema, body)
     assert facts.real_base_url.startswith("https://") and facts.price_per_image > 0
+
+
+@pytest.mark.parametrize("dialect", DIALECTS, ids=lambda d: d.name)
+def test_an_unavailable_shared_state_is_the_providers_503_with_retry_after(
+        dialect: type[Dialect]) -> None:
+    reply = dialect(dialect.Options()).render_error(errors.StateUnavailable("redis down"))
+    assert reply.status == 503 and reply.headers["retry-after"] == "1"
+    bad = dialect(dialect.Options()).render_error(errors.InjectedFault(500, "bug"))
+    assert bad.status != 503 and "retry-after" not in bad.headers

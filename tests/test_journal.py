@@ -103,7 +103,7 @@ def test_tally_counts_requests_faults_violations_and_histograms() -> None:
     assert tally.faults == {("p", "http-503", "queued"): 1}
     assert tally.violations == {("p", "poll-after-terminal"): 1}
     assert tally.finished == {("p", "succeeded"): 1}
-    lag = tally.histograms["notice_lag"]
+    lag = tally.histograms[("p", "notice_lag")]
     assert (lag.count, lag.total) == (1, 2.0)
-    assert tally.histograms["submit_to_download"].total == 7.0
-    assert tally.histograms["polls_per_job"].count == 1
+    assert tally.histograms[("p", "submit_to_download")].total == 7.0
+    assert tally.histograms[("p", "polls_per_job")].count == 1

@@ -64,3 +64,31 @@ def test_time_says_retry_after_and_timestamps_are_simulated_under_time_scale() -
     time = README.split("\n## Time\n", 1)[1].split("\n## ", 1)[0]
     scaled = next(item for item in time.split("\n- ") if item.startswith("`--time-scale"))
     assert "`Retry-After` values and timestamps are in simulated seconds" in scaled
+
+
+def toml_examples() -> list[str]:
+    return re.findall(r"```toml\n(.*?)```", README, re.S)
+
+
+def test_the_readme_shows_a_configuration_file() -> None:
+    assert any("[server]" in block for block in toml_examples())
+
+
+@pytest.mark.parametrize("block", toml_examples())
+def test_each_toml_example_loads_as_written(block: str, tmp_path: Path) -> None:
+    """A key renamed in the code (or misspelt in the README) fails here, naming the key."""
+    from wanmock.server.config import Config
+
+    path = tmp_path / "wanmock.toml"
+    path.write_text(block)
+    Config.from_toml(path)
+
+
+def test_a_misspelt_key_in_a_toml_example_would_fail(tmp_path: Path) -> None:
+    from wanmock.server.config import Config
+    from wanmock.server.errors import ConfigError
+
+    path = tmp_path / "wanmock.toml"
+    path.write_text("[server]\nfast_path = true\n")
+    with pytest.raises(ConfigError, match="fast_path"):
+        Config.from_toml(path)

@@ -30,6 +30,7 @@ from ..errors import (
     InvalidRequest,
     MethodNotAllowed,
     RateLimited,
+    StateUnavailable,
     Violation,
 )
 from ..lifecycle import JobRequest, JobView
@@ -357,7 +358,7 @@ def error_headers(error: ApiError) -> dict[str, str]:
     headers: dict[str, str] = {}
     if isinstance(error, MethodNotAllowed):
         headers["allow"] = ", ".join(error.allowed)
-    if isinstance(error, RateLimited | InjectedFault | BudgetExceeded) and (
+    if isinstance(error, RateLimited | InjectedFault | BudgetExceeded | StateUnavailable) and (
             error.retry_after is not None):
         headers["retry-after"] = str(max(1, round(error.retry_after)))
     return headers

@@ -145,6 +145,7 @@ _ERRORS: dict[str, tuple[int, int, str]] = {
     "sync_timeout": (504, 504001, "Gateway Timeout"),
     "not_cancellable": (400, 400001, "BadRequest"),
     "injected_fault": (500, 500001, "Internal Error"),
+    "state_unavailable": (503, 503001, "Service Unavailable"),
 }
 
 

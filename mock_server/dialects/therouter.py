@@ -105,6 +105,7 @@ _ERRORS: dict[str, tuple[int, str, str]] = {
     "rate_limited": (429, "rate_limit_error", "rate_limit_exceeded"),
     "budget_exceeded": (429, "rate_limit_error", "storage_budget_exceeded"),
     "injected_fault": (500, "server_error", "upstream_error"),
+    "state_unavailable": (503, "server_error", "service_unavailable"),
     "route_not_found": (404, "invalid_request_error", "not_found"),
 }
 #: How a failed job's error reads, by failure kind: (type, code).

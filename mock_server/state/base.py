@@ -115,6 +115,11 @@ class Census:
     #: queue name -> (waiting jobs, busy slots).
     queues: Mapping[str, tuple[int, int]]
     total: int
+    #: Jobs accepted since the last reset, by provider (``None``: this state does not count).
+    submitted: Mapping[str, int] | None = None
+    #: Jobs that reached a terminal phase by now, evicted ones included, by provider and the
+    #: first terminal phase reached (``None``: this state does not count them).
+    finished: Mapping[str, Mapping[Phase, int]] | None = None
 
 
 @runtime_checkable
@@ -187,7 +192,9 @@ class SimState(Protocol):
         ...
 
     async def census(self, now: float) -> Census:
-        """Jobs by provider and phase, and queue depths, at ``now``."""
+        """Jobs by provider and phase, and queue depths, at ``now``; bounded work whatever the
+        number of jobs (it runs at every metrics scrape), and the same numbers from every
+        worker sharing the state."""
         ...
 
     async def next_change(self, now: float) -> float | None:

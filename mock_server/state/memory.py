@@ -21,8 +21,9 @@ from ..ids import tag_of
 from ..journal import Journal, Request
 from ..lifecycle import JobRecord, PollDriven, Slotted, next_change, state_at
 from ..scheduler import FifoQueue
-from ..vocab import Operation, Phase
+from ..vocab import Operation
 from .base import Admission, Census, Created, Gate, Identity, Read, Stored, kept_bytes
+from .census import PhaseCensus
 
 __all__ = ["MemoryState", "at_once"]
 
@@ -78,6 +79,7 @@ class MemoryState:
         self._kept: Counter[str] = Counter()
         self._creates = 0
         self._preset = ""
+        self._census = PhaseCensus()
         #: Records evicted so far (by time or by the cap).
         self.evicted = 0
 
@@ -122,6 +124,8 @@ class MemoryState:
         self._creates += 1
         if self._creates % 1024 == 0:  # forget the queues of keys gone quiet
             self._queues = {k: q for k, q in self._queues.items() if not q.idle(now)}
+        if len(self._jobs) >= self.max_jobs:  # dicts keep insertion order: the oldest goes,
+            self._forget(next(iter(self._jobs)), now)  # before the queue places this one
         position = None
         if admission is not None:
             queue = self._queue(admission)
@@ -230,15 +234,14 @@ class MemoryState:
     # -- the rest -----------------------------------------------------------------------------
 
     async def census(self, now: float) -> Census:
-        jobs: dict[str, Counter[Phase]] = {}
-        for record, _ in self._jobs.values():
-            jobs.setdefault(record.provider, Counter())[state_at(record, now).phase] += 1
         queues = {}
         for name, queue in self._queues.items():
             queue.idle(now)  # settles it
             self._apply(queue)
             queues[name] = (len(queue), queue.busy(now))
-        return Census(jobs, queues, len(self._jobs))
+        census = self._census
+        return Census(census.jobs(now), queues, len(self._jobs), census.submitted(),
+                      census.finished(now))
 
     async def next_change(self, now: float) -> float | None:
         soonest = math.inf
@@ -251,6 +254,7 @@ class MemoryState:
         self._jobs.clear()
         self._deadlines.clear()
         self._kept.clear()
+        self._census.clear()
         self._queues.clear()
         self._polls.clear()
         self._scripts.clear()
@@ -284,20 +288,25 @@ class MemoryState:
             found = self._jobs.get(slot.job_id)
             if found is not None:
                 record, version = found
-                self._jobs[slot.job_id] = (
-                    dataclasses.replace(record, start_at=slot.start, end_at=slot.end),
-                    version + 1)
+                moved = dataclasses.replace(record, start_at=slot.start, end_at=slot.end)
+                self._census.remove(record)
+                self._census.add(moved)
+                self._jobs[slot.job_id] = (moved, version + 1)
         return bool(changed)
 
     def _put(self, record: JobRecord, version: int, now: float) -> None:
-        if record.id not in self._jobs:
+        found = self._jobs.get(record.id)
+        if found is None:
             heapq.heappush(self._deadlines, (record.evict_at, record.id))
-            if len(self._jobs) >= self.max_jobs:  # dicts keep insertion order: the oldest
-                self._forget(next(iter(self._jobs)), now)
+            self._census.admit(record)
+        else:
+            self._census.remove(found[0])
+            self._census.add(record)
         self._jobs[record.id] = (record, version)
 
     def _forget(self, job_id: str, now: float) -> None:
         record, _ = self._jobs.pop(job_id)
+        self._census.forget(record, now)
         self.evicted += 1
         left = self._kept[record.owner] - kept_bytes(record)
         if left > 0:

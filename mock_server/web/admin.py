@@ -1,4 +1,5 @@
-"""The admin API under ``/__admin``: clock, presets, scripted faults, journal, reset.
+"""The admin API under ``/__admin``: clock, presets, scripted faults, journal, reset; the
+dashboard page, its ``dashboard.json`` and the Prometheus ``metrics``.
 
 Never mixed with provider paths. Who may use it:
 
@@ -18,19 +19,24 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import json
+import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from ..clock import FakeClock
-from ..errors import ApiError, ConfigError
+from ..errors import ApiError, ConfigError, StateUnavailable
 from ..faults import ScriptedFault, parse_fault
 from ..presets import PRESETS
 from ..vocab import Operation, parse_enum
 from .bodies import decode_json
+from .dashboard import PAGE_HEADERS, page
+from .metrics import render
+from .observe import dashboard_document, snapshot
 from .runtime import Runtime
 
 __all__ = ["ADMIN_PREFIX", "admin_routes", "denied"]
@@ -98,10 +104,16 @@ def wrap(rt: Runtime, handler: Handler) -> Callable[[Request], Awaitable[Respons
 
     async def endpoint(request: Request) -> Response:
         refusal = denied(rt, request)
-        if refusal is not None:
+        # The page holds no data: with a token it is served without one (a browser cannot send
+        # a bearer token when it opens a page; the page asks for the token on its first 401).
+        if refusal is not None and not (refusal.status_code == 401 and handler is dashboard):
             return refusal
         try:
+            await rt.sync_preset()  # what other workers changed (a shared fake clock's time)
             return await handler(rt, request)
+        except StateUnavailable as exc:
+            return JSONResponse({"status": "state unavailable", "error": exc.message}, 503,
+                                headers={"retry-after": "1"})
         except AdminError as exc:
             return problem(exc.status, str(exc))
         except (ApiError, ConfigError) as exc:
@@ -142,7 +154,7 @@ async def clock(rt: Runtime, request: Request) -> Response:
         if (isinstance(seconds, bool) or not isinstance(seconds, int | float)
                 or not 0 <= seconds < 1e12):
             raise AdminError(f"seconds must be a number >= 0; got {json.dumps(seconds)[:40]}")
-        rt.clock.advance(float(seconds))
+        await rt.clock.move(float(seconds))
     server = rt.config.server
     return JSONResponse({"now": rt.clock.now(), "fake": fake,
                          "scale": None if fake else server.time_scale})
@@ -151,12 +163,13 @@ async def clock(rt: Runtime, request: Request) -> Response:
 async def health(rt: Runtime, request: Request) -> Response:
     """Liveness plus a few counters (no secrets: the signing key is never shown)."""
     now = rt.clock.now()
-    census = await rt.state.census(now)
+    census = await rt.state.census(now)  # unavailable: 503 "state unavailable" (see wrap)
     journal = await rt.state.journal()
     return JSONResponse({
         "status": "ok",
         "seed": getattr(rt.state, "seed", None),
         "state": rt.config.server.state.split("@")[-1],
+        "worker": os.getpid(),
         "jobs": census.total,
         "providers": sorted(rt.dialects),
         "preset": rt.config.preset or None,
@@ -256,6 +269,23 @@ async def journal_keys(rt: Runtime, request: Request) -> Response:
                          "keys": [s.to_dict() for s in kept.keys()]})  # noqa: SIM118
 
 
+async def dashboard(rt: Runtime, request: Request) -> Response:
+    """The live dashboard page (it polls ``dashboard.json`` beside it)."""
+    return Response(page(), media_type="text/html", headers=PAGE_HEADERS)
+
+
+async def dashboard_json(rt: Runtime, request: Request) -> Response:
+    """Every number of the dashboard now (``schemas/admin/dashboard.json``)."""
+    return JSONResponse(await dashboard_document(rt), headers={"Cache-Control": "no-store"})
+
+
+async def metrics(rt: Runtime, request: Request) -> Response:
+    """The Prometheus text exposition of the whole fleet's numbers (see ``web/observe.py``)."""
+    snap, _ = await snapshot(rt)
+    return Response(render(snap), headers={"Content-Type": CONTENT_TYPE_LATEST,
+                                           "Cache-Control": "no-store"})
+
+
 def admin_routes() -> list[tuple[str, list[str], Handler]]:
     """``(path, methods, handler)`` for every admin endpoint, paths relative to the prefix."""
     return [
@@ -268,4 +298,9 @@ def admin_routes() -> list[tuple[str, list[str], Handler]]:
         ("/journal", ["GET"], journal),
         ("/journal/jobs", ["GET"], journal_jobs),
         ("/journal/keys", ["GET"], journal_keys),
+        ("", ["GET"], dashboard),
+        ("/", ["GET"], dashboard),
+        ("/dashboard", ["GET"], dashboard),
+        ("/dashboard.json", ["GET"], dashboard_json),
+        ("/metrics", ["GET"], metrics),
     ]

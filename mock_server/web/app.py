@@ -65,8 +65,8 @@ def make_state(config: Config, clock: Clock | None = None) -> SimState:
     try:  # imported only when asked for: redis-py is an extra
         redis = importlib.import_module("..state.redis", __package__)
     except ImportError as exc:
-        raise ConfigError(f"server.state = {server.state!r} needs the redis extra: "
-                          f"pip install 'wanmock[redis]' ({exc})") from None
+        raise ConfigError(f"server.state = {server.state!r} needs redis-py: "
+                          f"pip install 'redis>=5' 'hiredis>=2.3' ({exc})") from None
     shared: SimState = redis.RedisState.from_config(config, journal=journal)
     return shared
 

@@ -21,7 +21,6 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from http import HTTPStatus
 from types import MappingProxyType
 from typing import Any, NamedTuple
@@ -38,6 +37,7 @@ from ..errors import (
     MethodNotAllowed,
     RateLimited,
     RouteNotFound,
+    StateUnavailable,
 )
 from ..faults import Decision, Passage
 from ..journal import Request
@@ -58,6 +58,8 @@ _UNSEEN: Any = object()
 _NO_QUERY: Mapping[str, str] = MappingProxyType({})
 #: The decision when nothing can act on a request.
 NO_FAULT = Decision()
+#: Errors answered with a ``Retry-After`` (journaled with it).
+_RETRY_AFTER = (RateLimited, InjectedFault, BudgetExceeded, StateUnavailable)
 
 
 #: The artifact URLs every provider's succeeded jobs point to (signed; no bearer key).
@@ -69,9 +71,9 @@ class ConnectionDropped(Exception):
     """Raised after the headers of a ``drop`` fault were sent: the server closes the socket."""
 
 
-@dataclass(frozen=True, slots=True)
-class Exchange:
-    """One request as the flows see it: decided once, when it arrives."""
+class Exchange(NamedTuple):
+    """One request as the flows see it: decided once, when it arrives (immutable; a named
+    tuple because one is made per request, at a third of a frozen dataclass's cost)."""
 
     rt: Runtime
     dialect: Dialect
@@ -100,8 +102,7 @@ class Exchange:
                     self.rt.rules.limit(self.operation))
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
+class Outcome(NamedTuple):
     """What a flow produced: the answer and what the journal should know about it."""
 
     reply: Reply
@@ -206,15 +207,19 @@ class Edge:
     async def _serve(self, match: _Match, scope: Scope, receive: Receive, send: Send) -> None:
         rt = self.rt
         started = time.perf_counter()
-        now = rt.clock.now()
         method, path = scope["method"], scope["path"]
         dialect, route = match.dialect, match.route
         outcome: Outcome | None = None
         headers = _headers(scope)
         key = bearer_key(headers.get("authorization", ""))
         owner = rt.owner(key) if key else None
+        now = rt.clock.now()
         try:
-            await rt.sync_preset()
+            if not rt.local:
+                try:
+                    await rt.sync_preset()  # a shared fake clock's time is read here too
+                finally:
+                    now = rt.clock.now()
             if route is None:
                 error: ApiError = (MethodNotAllowed(method, short(path), match.allowed)
                                    if match.allowed else RouteNotFound(method, short(path)))
@@ -230,6 +235,9 @@ class Edge:
             outcome = None  # nothing to answer: journaled below as 499, no traceback
         except ConnectionDropped:
             raise
+        except StateUnavailable as unavailable:  # Redis down or slow: the provider's 503
+            outcome = Outcome(dialect.render_error(unavailable), error=unavailable)
+            await self._send(send, outcome, scope)
         except Exception as exc:
             log.exception("wanmock bug while serving %s %s", method, short(path))
             fault = InjectedFault(500, f"wanmock internal error ({type(exc).__name__}); "
@@ -308,7 +316,7 @@ class Edge:
         error = outcome.error if outcome else None
         decision = outcome.decision if outcome else None
         retry_after = None
-        if isinstance(error, RateLimited | InjectedFault | BudgetExceeded):
+        if isinstance(error, _RETRY_AFTER):
             retry_after = error.retry_after
         await rt.state.record(Request(
             match.dialect.name,

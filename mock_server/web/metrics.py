@@ -36,12 +36,14 @@ from prometheus_client.metrics_core import (
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-from ..journal import IGNORED_RETRY_AFTER, POLL_AFTER_TERMINAL, RESULT_BEFORE_SUCCESS
+from ..journal import BUCKETS, IGNORED_RETRY_AFTER, POLL_AFTER_TERMINAL, RESULT_BEFORE_SUCCESS
 from ..vocab import FaultKind, Operation, Phase
 
 __all__ = [
     "DOWNLOAD_BUCKETS",
     "ENDPOINTS",
+    "FAULT_KINDS",
+    "FAULT_PHASES",
     "INTERVAL_BUCKETS",
     "LAG_BUCKETS",
     "MAX_KEY_LABELS",
@@ -75,11 +77,11 @@ FAULT_PHASES = ("none", *STATES)
 #: Default bound on per-key label values of one metric (the rest are summed as ``other``).
 MAX_KEY_LABELS = 20
 
-# Bucket upper bounds (the +Inf bucket is implicit). Simulated seconds, except polls.
-POLLS_BUCKETS = (1.0, 2.0, 3.0, 5.0, 8.0, 13.0, 21.0, 34.0, 55.0, 89.0, 144.0)
-INTERVAL_BUCKETS = (0.5, 1.0, 2.0, 5.0, 10.0, 15.0, 20.0, 30.0, 60.0, 120.0, 300.0)
-LAG_BUCKETS = (0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0)
-DOWNLOAD_BUCKETS = (30.0, 45.0, 60.0, 90.0, 120.0, 180.0, 240.0, 300.0, 600.0, 1200.0, 3600.0)
+# Bucket upper bounds (the +Inf bucket is implicit): the journal's, where they are counted.
+POLLS_BUCKETS = BUCKETS["polls_per_job"]
+INTERVAL_BUCKETS = BUCKETS["poll_interval"]
+LAG_BUCKETS = BUCKETS["notice_lag"]
+DOWNLOAD_BUCKETS = BUCKETS["submit_to_download"]
 
 _NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 #: A key label is a hex hash (``runtime.owner_of``) or ``shared`` (one queue per provider).

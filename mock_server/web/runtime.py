@@ -75,7 +75,7 @@ class Runtime:
     config: Config
     state: SimState
     dialects: Mapping[str, Dialect]
-    renderer: Renderer = field(default_factory=Renderer)
+    renderer: Renderer = field(init=False)
     signer: UrlSigner = field(init=False)
     rules: FaultRules = field(init=False)
     engine: Engine = field(init=False)
@@ -85,17 +85,20 @@ class Runtime:
     #: Small caches of pure functions of a request: owner token by key, links by base URL.
     _owners: dict[str, str] = field(init=False, default_factory=dict)
     _links: dict[str, Links] = field(init=False, default_factory=dict)
-    _local: bool = field(init=False, default=False)
+    #: The state lives in this process only: no other worker can switch its preset.
+    local: bool = field(init=False, default=False)
 
     def __post_init__(self) -> None:
-        self._local = isinstance(self.state, MemoryState)
+        self.local = isinstance(self.state, MemoryState)
         _check_scenario(self.config)
         identity = self.state.identity
         self.signer = UrlSigner(identity.secret, incarnation=identity.incarnation)
         self.rules = _rules(self.config)
         self.engine = Engine(self.state)
         self.base = self.config
-        self.memo = Memo(enabled=self.config.server.memoise)
+        server = self.config.server
+        self.memo = Memo(enabled=server.memoise, capacity=server.memo_entries)
+        self.renderer = Renderer(cache_bytes=server.image_cache_bytes)
 
     @property
     def clock(self) -> Clock:
@@ -123,7 +126,7 @@ class Runtime:
     async def sync_preset(self) -> None:
         """Follow a preset switched through another worker sharing the state (an in-process
         state has no other worker: its preset is switched through this runtime)."""
-        if self._local:
+        if self.local:
             return
         name = await self.state.preset()
         if name != self.config.preset:

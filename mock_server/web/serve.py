@@ -9,10 +9,14 @@ under uvicorn or granian, with the connection limits of :mod:`.connections` eith
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
+import signal
 import socket
 import threading
 import time
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Literal
 
@@ -24,7 +28,7 @@ from .connections import BodyDeadline, ConnectionLimits, guarded_protocol
 from .edge import ConnectionDropped
 
 __all__ = ["SERVERS", "LiveServer", "bind", "quiet_dropped_connections", "raise_open_files_limit",
-           "serve_granian", "serve_uvicorn", "uvicorn_config"]
+           "serve_granian", "serve_uvicorn", "serve_workers", "uvicorn_config"]
 
 ServerName = Literal["uvicorn", "granian"]
 #: The HTTP servers wanmock runs on; uvicorn is the default.
@@ -162,6 +166,57 @@ def serve_uvicorn(app: ASGIApp, sock: socket.socket, limits: ConnectionLimits,
     quiet_dropped_connections()
     uvicorn.Server(uvicorn_config(app, limits, log_level=log_level, lifespan="on")).run(
         sockets=[sock])
+
+
+def serve_workers(build: Callable[[], ASGIApp], sock: socket.socket, limits: ConnectionLimits,
+                  log_level: str, workers: int) -> None:
+    """Serve with ``workers`` forked processes accepting on one socket, each with its own app
+    from ``build()`` (its own connections to the shared state). A worker that dies is started
+    again; SIGINT or SIGTERM stops them all. Blocks."""
+    children: dict[int, float] = {}
+    quick_deaths = 0
+    stopping = False
+
+    def spawn() -> None:
+        pid = os.fork()
+        if pid == 0:  # the worker
+            code = 1
+            try:
+                signal.signal(signal.SIGINT, signal.SIG_DFL)
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                serve_uvicorn(build(), sock, limits, log_level)
+                code = 0
+            finally:
+                os._exit(code)
+        children[pid] = time.monotonic()
+
+    def stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for pid in list(children):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    sock.listen(limits.backlog)  # connections wait in the backlog while workers start
+    for _ in range(workers):
+        spawn()
+    while children:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            break
+        born = children.pop(pid, None)
+        if stopping or born is None:
+            continue
+        quick_deaths = quick_deaths + 1 if time.monotonic() - born < 2 else 0
+        logging.getLogger("wanmock").warning(
+            "wanmock: worker %d ended (status %d); starting another", pid, status)
+        if quick_deaths >= 5:
+            stop(signal.SIGTERM, None)
+            raise ConfigError("wanmock: workers keep dying at start; see the log above")
+        spawn()
 
 
 def granian_server(app: ASGIApp, host: str, port: int, limits: ConnectionLimits, *,

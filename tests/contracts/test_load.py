@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from wanmock.contracts.drivers import DRIVERS
-from wanmock.contracts.load import LoadReport, PollPolicy, is_loopback, run_load
+from wanmock.contracts.load import LoadReport, PollPolicy, find_dashboard, is_loopback, run_load
 from wanmock.server import Config, FakeClock, create_app
 from wanmock.server.cli import build_parser, main
 
@@ -259,3 +259,27 @@ def test_cli_exits_non_zero_when_the_server_cannot_be_reached(
     assert code == 1
     assert data["ok"] is False and data["connection_errors"] == 1
     assert data["errors"] == {"ConnectError": 1} and data["submitted"] == 0
+
+
+async def test_the_report_points_at_the_dashboard_of_the_wanmock_it_loaded() -> None:
+    report, _ = await load(download=False)
+    assert report.dashboard == "http://127.0.0.1:8000/__admin/"
+    assert report.summary()["dashboard"] == report.dashboard
+    assert report.render().splitlines()[-1] == (
+        "  dashboard: http://127.0.0.1:8000/__admin/  "
+        "(Prometheus: http://127.0.0.1:8000/__admin/metrics)")
+    # a token-protected wanmock still has one; a server that is not wanmock has none
+    locked = create_app(Config().replace(server={"admin_token": "t"}), clock=FakeClock())
+    assert await find_dashboard("http://127.0.0.1:8000/", httpx.ASGITransport(app=locked)) == (
+        "http://127.0.0.1:8000/__admin/")
+
+    async def other(scope: object, receive: object, send: object) -> None:
+        await send({"type": "http.response.start", "status": 200,  # type: ignore[operator]
+                    "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": b'{"status": "fine"}'})  # type: ignore[operator]
+
+    assert await find_dashboard("http://127.0.0.1:8000",
+                                httpx.ASGITransport(app=other)) is None  # type: ignore[arg-type]
+    refused = httpx.MockTransport(lambda request: (_ for _ in ()).throw(
+        httpx.ConnectError("refused", request=request)))
+    assert await find_dashboard("http://127.0.0.1:8000", refused) is None
