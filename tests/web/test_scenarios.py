@@ -74,3 +74,13 @@ async def test_unknown_scenario_is_a_4xx_naming_the_header(driver: Driver) -> No
     answer = await driver.submit(headers={"X-Wanmock-Scenario": "explode"})
     assert answer.status_code in (400, 422)
     assert "X-Wanmock-Scenario" in answer.text and "fail-after-<N>-polls" in answer.text
+
+
+async def test_partial_failure_of_every_image_fails_the_job(driver: Driver,
+                                                           clock: FakeClock) -> None:
+    lost = await submit(driver, "partial-fail-1")  # the default body asks for one image
+    kept = await submit(driver, "partial-fail-0")
+    clock.advance(100)
+    assert driver.phase(await driver.status(lost)) is Phase.FAILED
+    assert driver.phase(await driver.status(kept)) is Phase.SUCCEEDED
+    assert len(driver.image_urls(await driver.result(kept))) == 1
