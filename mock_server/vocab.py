@@ -66,6 +66,7 @@ class Operation(enum.StrEnum):
     CANCEL = "cancel"
     CONTENT = "content"
     DOWNLOAD = "download"
+    LIST = "list"  #: the key's jobs, a page at a time (providers implementing ``Listing``)
 
 
 class FaultKind(enum.StrEnum):

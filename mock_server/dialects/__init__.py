@@ -25,10 +25,13 @@ from .base import (
     Endpoint,
     Links,
     Reply,
+    Listing,
     Results,
     Route,
+    Stamped,
     SubmitInput,
     Synchronous,
+    unstamped,
 )
 from .dashscope import DashScope
 from .runcomfy import RunComfy
@@ -42,19 +45,23 @@ __all__ = [
     "DialectRegistry",
     "Endpoint",
     "Links",
+    "Listing",
     "Operation",
     "Reply",
     "Results",
     "Route",
     "RunComfy",
+    "Stamped",
     "SubmitInput",
     "Synchronous",
     "TheRouter",
     "default_registry",
+    "unstamped",
 ]
 
 #: Operations a route may name only if the dialect implements the matching protocol.
-_NEEDS: Mapping[Operation, type[Any]] = {Operation.RESULT: Results, Operation.CONTENT: Contents}
+_NEEDS: Mapping[Operation, type[Any]] = {Operation.RESULT: Results, Operation.CONTENT: Contents,
+                                       Operation.LIST: Listing}
 
 
 class DialectRegistry:

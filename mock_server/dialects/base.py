@@ -6,7 +6,7 @@ section), routes, id shape, polling URL, status words, request parsing into a ne
 its JSON, and the facts a client of it needs (:class:`ClientFacts`: paths, body shapes, words,
 price, real base URL — used by the contract drivers, strategies, smoke mode and load tester).
 Operations only some providers have are small separate protocols (:class:`Synchronous`,
-:class:`Results`, :class:`Contents`). Nothing outside the module and its ``schemas/<name>/``
+:class:`Results`, :class:`Contents`, :class:`Listing`, :class:`Stamped`). Nothing outside the module and its ``schemas/<name>/``
 folder names the provider. The HTTP layer owns the flow (authenticate → parse → engine → render).
 """
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import random
 import re
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Protocol, runtime_checkable
@@ -43,10 +43,13 @@ __all__ = [
     "Dialect",
     "Endpoint",
     "Links",
+    "ListQuery",
+    "Listing",
     "Operation",
     "Reply",
     "Results",
     "Route",
+    "Stamped",
     "SubmitInput",
     "Synchronous",
     "compact_json",
@@ -56,6 +59,7 @@ __all__ = [
     "iso8601",
     "schema_violations",
     "template",
+    "unstamped",
 ]
 
 #: A path parameter in a route: ``{name}`` or ``{name:path}`` (which may contain ``/``).
@@ -334,6 +338,59 @@ class Contents(Protocol):
     """A provider with an artifact endpoint that redirects to the image."""
 
     def render_content(self, view: JobView, links: Links, query: Mapping[str, str]) -> Reply: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ListQuery:
+    """What a job-list request asks, provider-neutral (see ``SimState.jobs_of``)."""
+
+    offset: int
+    limit: int
+    #: Submit-time bounds, inclusive (``None``: open).
+    since: float | None = None
+    until: float | None = None
+    #: Phases at the time of the request (``None``: any).
+    phases: frozenset[Phase] | None = None
+    model: str | None = None
+
+
+@runtime_checkable
+class Listing(Protocol):
+    """A provider with an endpoint listing the caller's jobs, a page at a time."""
+
+    def parse_list(self, query: Mapping[str, str], now: float) -> ListQuery:
+        """The query string as a neutral request (:class:`InvalidRequest` naming a bad
+        parameter)."""
+        ...
+
+    def render_list(self, views: Sequence[JobView], total: int, asked: ListQuery,
+                    links: Links) -> Reply: ...
+
+
+@runtime_checkable
+class Stamped(Protocol):
+    """A provider whose every answer carries a value of its own (DashScope's ``request_id``).
+
+    Replies are rendered (and memoised) with :attr:`stamp_placeholder` right after
+    :attr:`stamp_prefix` at the very start of the encoded body; :meth:`stamp` puts a fresh value
+    of the same length in its place each time an answer is sent, memoised or not."""
+
+    stamp_prefix: ClassVar[bytes]
+    stamp_placeholder: ClassVar[bytes]
+
+    def stamp(self, body: bytes) -> bytes:
+        """``body`` with a fresh value in place of the placeholder (unchanged without one)."""
+        ...
+
+
+def unstamped(dialect: object, body: bytes) -> bytes:
+    """``body`` with its per-call value put back to the placeholder (to compare two answers
+    that differ only in it); any other body, or another provider's, unchanged."""
+    if not isinstance(dialect, Stamped) or not body.startswith(dialect.stamp_prefix):
+        return body
+    start = len(dialect.stamp_prefix)
+    end = start + len(dialect.stamp_placeholder)
+    return body[:start] + dialect.stamp_placeholder + body[end:]
 
 
 #: Statuses any provider endpoint can answer: a bad key, a rate limit, injected faults.

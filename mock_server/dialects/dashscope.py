@@ -13,7 +13,6 @@ uses ``seed + i``. Every choice the docs leave open is a field of :class:`DashSc
 from __future__ import annotations
 
 import enum
-import hashlib
 import random
 import re
 import uuid
@@ -129,6 +128,11 @@ _ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}
 _TASK_ID = {"job_id": {"type": "string", "pattern": _ID.pattern}}
 _UUID4 = ((6, 0xF0, 0x40), (8, 0xC0, 0x80))
 _MAX_PIXELS = 2_000_000
+#: Every answer begins with its request_id, rendered as this placeholder (a valid UUID4) and
+#: stamped with a fresh uuid4 as each answer is sent (:meth:`DashScope.stamp`).
+_STAMP = "00000000-0000-4000-8000-0000deadbeef"
+_STAMP_PREFIX = b'{"request_id":"'
+_STAMP_END = len(_STAMP_PREFIX) + len(_STAMP)
 _STATUS = {
     Phase.QUEUED: "PENDING",
     Phase.RUNNING: "RUNNING",
@@ -196,6 +200,8 @@ class DashScope:
     models: ClassVar[tuple[str, ...]] = MODELS
     path_prefixes: ClassVar[tuple[str, ...]] = ("/api/v1/",)
     route_not_found_schema: ClassVar[str] = _ERROR
+    stamp_prefix: ClassVar[bytes] = _STAMP_PREFIX
+    stamp_placeholder: ClassVar[bytes] = _STAMP.encode()
     error_schema: ClassVar[str] = _ERROR
     routes: ClassVar[tuple[Route, ...]] = (
         Route(Operation.SUBMIT, "POST", SUBMIT_PATH, "Create a text-to-image task", _REQUEST,
@@ -349,8 +355,7 @@ class DashScope:
         return self.config.sync_deadline
 
     def render_submit(self, view: JobView, links: Links) -> Reply:
-        body = {"output": {"task_status": "PENDING", "task_id": view.id},
-                "request_id": _request_id(view.id, "submit")}
+        body = {"request_id": _STAMP, "output": {"task_status": "PENDING", "task_id": view.id}}
         return Reply(200, body, schema="dashscope/submit-response")  # the stricter schema
 
     def render_sync(self, view: JobView, links: Links) -> Reply:
@@ -359,10 +364,7 @@ class DashScope:
     def render_status(self, view: JobView, links: Links) -> Reply:
         record = view.record
         output: dict[str, Any] = {"task_id": view.id, "task_status": _STATUS[view.phase]}
-        # the same answer (a memoised poll) carries the same request_id
-        body: dict[str, Any] = {"request_id": _request_id(view.id, view.phase,
-                                                          str(view.queue_position)),
-                                "output": output}
+        body: dict[str, Any] = {"request_id": _STAMP, "output": output}
         if view.phase is Phase.EXPIRED:
             return Reply(200, body, schema=_TASK)  # past its 24 h: nothing more is known
         output["submit_time"] = self._time(record.created_at)
@@ -401,7 +403,7 @@ class DashScope:
         view = result.view
         if not result.cancelled_now and view.phase is not Phase.CANCELLED:
             return self.render_error(NotCancellable(view.id, _STATUS[view.phase], ["PENDING"]))
-        body: dict[str, Any] = {"request_id": _request_id(view.id, "cancel")}
+        body: dict[str, Any] = {"request_id": _STAMP}
         if self.config.cancel_output:
             body["output"] = {"task_id": view.id, "task_status": "CANCELED"}
         return Reply(200, body, schema="dashscope/cancel-response")
@@ -425,12 +427,18 @@ class DashScope:
                 self.config.unknown_task is UnknownTask.UNKNOWN_STATUS):
             task_id = getattr(error, "job_id", "")
             if task_id:
-                body = {"request_id": _request_id(task_id, "unknown"),
+                body = {"request_id": _STAMP,
                         "output": {"task_id": task_id, "task_status": "UNKNOWN"}}
                 return Reply(200, body, schema=_TASK)
-        body = {"code": code, "message": message,
-                "request_id": _request_id(code, message)}
+        body = {"request_id": _STAMP, "code": code, "message": message}
         return Reply(status, body, error_headers(error), schema=_ERROR)
+
+    def stamp(self, body: bytes) -> bytes:
+        """A fresh request_id per answer (DashScope gives every response its own): rendered
+        answers, memoised ones included, hold a placeholder in its place."""
+        if not body.startswith(_STAMP_PREFIX):
+            return body
+        return _STAMP_PREFIX + str(uuid.uuid4()).encode() + body[_STAMP_END:]
 
     def _time(self, when: float) -> str:
         """``2025-01-08 16:03:59.840``: milliseconds, no zone (the zone is an option)."""
@@ -441,15 +449,6 @@ class DashScope:
 def _pixels(size: str) -> int:
     width, _, height = size.partition("*")
     return int(width) * int(height or 1)
-
-
-def _request_id(*parts: str) -> str:
-    """A UUID-shaped request_id derived from what the answer is about: the same answer to the
-    same question (a poll memoised until the task changes) carries the same id."""
-    digest = bytearray(hashlib.blake2b("\0".join(parts).encode(), digest_size=16).digest())
-    for index, mask, bits in _UUID4:
-        digest[index] = (digest[index] & ~mask & 0xFF) | bits
-    return str(uuid.UUID(bytes=bytes(digest)))
 
 
 def _extended(prompt: str) -> str:

@@ -6,8 +6,8 @@
 True
 """
 
-from .base import Admission, Census, Created, Gate, Identity, Read, SimState, Stored
+from .base import Admission, Census, Created, Gate, Identity, Page, Read, SimState, Stored
 from .memory import MemoryState, at_once
 
 __all__ = ["Admission", "Census", "Created", "Gate", "Identity", "MemoryState", "Read", "SimState",
-           "Stored", "at_once"]
+           "Stored", "at_once", "Page"]

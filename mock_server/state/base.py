@@ -31,11 +31,11 @@ from typing import Protocol, runtime_checkable
 from ..clock import Clock
 from ..faults import Passage, RateLimit, ScriptedFault
 from ..journal import Journal, Request
-from ..lifecycle import JobRecord
+from ..lifecycle import JobRecord, state_at
 from ..vocab import Operation, Phase
 
-__all__ = ["Admission", "Census", "Created", "Gate", "Identity", "Read", "SimState", "Stored",
-           "kept_bytes"]
+__all__ = ["Admission", "Census", "Created", "Gate", "Identity", "Page", "Read", "SimState",
+           "Stored", "kept_bytes", "listed"]
 
 
 def kept_bytes(record: JobRecord) -> int:
@@ -122,6 +122,27 @@ class Census:
     finished: Mapping[str, Mapping[Phase, int]] | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of an owner's jobs, newest first, and how many match in all."""
+
+    stored: tuple[Stored, ...]
+    total: int
+
+
+def listed(record: JobRecord, now: float, *, since: float | None, until: float | None,
+           phases: frozenset[Phase] | None, model: str | None) -> bool:
+    """Whether a live job matches a list request's filters (the one predicate every state
+    applies): submitted within ``[since, until]``, in one of ``phases`` at ``now``, of
+    ``model``."""
+    created = record.created_at
+    if (since is not None and created < since) or (until is not None and created > until):
+        return False
+    if model is not None and record.request.model != model:
+        return False
+    return phases is None or state_at(record, now).phase in phases
+
+
 @runtime_checkable
 class SimState(Protocol):
     """All mutable simulation state, behind one seam. See the module docstring for the contract."""
@@ -147,6 +168,16 @@ class SimState(Protocol):
     async def read(self, job_id: str, now: float, gate: Gate | None = None) -> Read:
         """Pass the gate (if given) and read the job (its queue settled to ``now``); ``stored``
         is ``None`` if it is unknown or evicted."""
+        ...
+
+    async def jobs_of(self, provider: str, owner: str, now: float, *, offset: int, limit: int,
+                      since: float | None = None, until: float | None = None,
+                      phases: frozenset[Phase] | None = None, model: str | None = None
+                      ) -> Page:
+        """The owner's live (not evicted) jobs of ``provider`` matching the filters (see
+        :func:`listed`), newest first (ties: the later created first), ``limit`` of them from
+        ``offset``, and how many match. Work is bounded by the owner's jobs, never all jobs;
+        jobs waiting in a slot queue are read as :meth:`read` reads them (settled to ``now``)."""
         ...
 
     async def waiting(self, queue: str, now: float) -> int:

@@ -21,8 +21,19 @@ from ..ids import tag_of
 from ..journal import Journal, Request
 from ..lifecycle import JobRecord, PollDriven, Slotted, next_change, state_at
 from ..scheduler import FifoQueue
-from ..vocab import Operation
-from .base import Admission, Census, Created, Gate, Identity, Read, Stored, kept_bytes
+from ..vocab import Operation, Phase
+from .base import (
+    Admission,
+    Census,
+    Created,
+    Gate,
+    Identity,
+    Page,
+    Read,
+    Stored,
+    kept_bytes,
+    listed,
+)
 from .census import PhaseCensus
 
 __all__ = ["MemoryState", "at_once"]
@@ -77,6 +88,8 @@ class MemoryState:
         self._windows: dict[tuple[str, str], tuple[float, int]] = {}
         #: Bytes of submitted bodies the live jobs of each owner keep.
         self._kept: Counter[str] = Counter()
+        #: Job ids by (provider, owner), in creation order (for listing without a scan).
+        self._owned: dict[tuple[str, str], dict[str, None]] = {}
         self._creates = 0
         self._preset = ""
         self._census = PhaseCensus()
@@ -159,6 +172,28 @@ class MemoryState:
                 if record.start_at > now and record.cancelled_at is None:
                     return Stored(record, version, position)
         return Stored(record, version)
+
+    async def jobs_of(self, provider: str, owner: str, now: float, *, offset: int, limit: int,
+                      since: float | None = None, until: float | None = None,
+                      phases: frozenset[Phase] | None = None, model: str | None = None
+                      ) -> Page:
+        ids = self._owned.get((provider, owner))
+        if not ids:
+            return Page((), 0)
+        page: list[Stored] = []
+        total = 0
+        for job_id in reversed(ids):  # newest first; reading never changes the index
+            if self._jobs[job_id][0].evict_at <= now:
+                continue
+            stored = self._read(job_id, now)
+            assert stored is not None
+            if not listed(stored.record, now, since=since, until=until, phases=phases,
+                          model=model):
+                continue
+            if offset <= total < offset + limit:
+                page.append(stored)
+            total += 1
+        return Page(tuple(page), total)
 
     async def waiting(self, queue: str, now: float) -> int:
         found = self._queues.get(queue)
@@ -254,6 +289,7 @@ class MemoryState:
         self._jobs.clear()
         self._deadlines.clear()
         self._kept.clear()
+        self._owned.clear()
         self._census.clear()
         self._queues.clear()
         self._polls.clear()
@@ -298,6 +334,7 @@ class MemoryState:
         found = self._jobs.get(record.id)
         if found is None:
             heapq.heappush(self._deadlines, (record.evict_at, record.id))
+            self._owned.setdefault((record.provider, record.owner), {})[record.id] = None
             self._census.admit(record)
         else:
             self._census.remove(found[0])
@@ -314,6 +351,11 @@ class MemoryState:
         else:
             del self._kept[record.owner]
         self._polls.pop(job_id, None)
+        owned = self._owned.get((record.provider, record.owner))
+        if owned is not None:
+            owned.pop(job_id, None)
+            if not owned:
+                del self._owned[(record.provider, record.owner)]
         schedule = record.schedule
         if isinstance(schedule, Slotted) and record.start_at > now:
             queue = self._queues.get(schedule.queue)

@@ -55,7 +55,18 @@ from ..lifecycle import (
 )
 from ..vocab import FaultKind, Operation, Phase
 from . import redis_lua
-from .base import Admission, Census, Created, Gate, Identity, Read, Stored, kept_bytes
+from .base import (
+    Admission,
+    Census,
+    Created,
+    Gate,
+    Identity,
+    Page,
+    Read,
+    Stored,
+    kept_bytes,
+    listed,
+)
 from .redis_codec import decode_record, encode_record
 from .redis_journal import StreamJournal
 from .redis_lane import Lane, ReplyError
@@ -65,7 +76,7 @@ __all__ = ["RedisState", "SharedFakeClock"]
 log = logging.getLogger("wanmock")
 
 _OPEN = Passage()
-_SCRIPTS = ("READ", "CREATE", "CANCEL", "QUEUE_STATS", "COUNT_POLL", "SET_IF")
+_SCRIPTS = ("READ", "CREATE", "CANCEL", "QUEUE_STATS", "COUNT_POLL", "SET_IF", "LIST")
 _LUA = {name: getattr(redis_lua, name) for name in _SCRIPTS}
 _SHA = {name: hashlib.sha1(text.encode()).hexdigest() for name, text in _LUA.items()}
 _NO_GATE = ("0", "", "", "", "", "", "", "")
@@ -353,6 +364,30 @@ class RedisState:
         if (found[8] is not None and record.start_at > now and record.cancelled_at is None):
             return Read(passage, Stored(record, stored.version, found[8]))
         return Read(passage, stored)
+
+    async def jobs_of(self, provider: str, owner: str, now: float, *, offset: int, limit: int,
+                      since: float | None = None, until: float | None = None,
+                      phases: frozenset[Phase] | None = None, model: str | None = None
+                      ) -> Page:
+        """One round trip: the owner's live jobs (an owner's set kept by the create and
+        eviction scripts), filtered and paged here, as :class:`MemoryState` does."""
+        found = await self._run("LIST", [f"{self.prefix}own:{provider}|{owner}"],
+                                [self.prefix, _f(now)])
+        page: list[Stored] = []
+        total = 0
+        for index in range(0, len(found), 8):
+            row = found[index:index + 8]
+            job_id = _text(row[0])
+            stored = self._stored(job_id, row[1:7])
+            record = stored.record
+            if not listed(record, now, since=since, until=until, phases=phases, model=model):
+                continue
+            if offset <= total < offset + limit:
+                if row[7] is not None and record.start_at > now and record.cancelled_at is None:
+                    stored = Stored(record, stored.version, int(row[7]))
+                page.append(stored)
+            total += 1
+        return Page(tuple(page), total)
 
     async def waiting(self, queue: str, now: float) -> int:
         found = await self._run("QUEUE_STATS", [self._queue_key(queue)],

@@ -17,6 +17,7 @@ Keys (``P`` is ``wm:{namespace}:``, hash-tagged so a Redis Cluster slot holds a 
   (sorted set), ``…:e`` their entries (``id|ready|run|start|end|expires``), ``…:x`` expiries of
   waiting jobs that may expire before they start; ``P queues`` names every queue;
 * ``P evict`` / ``P order`` — sorted sets of job ids by eviction time and by creation;
+  ``P own:<provider>|<owner>`` — an owner's job ids by creation (for listing);
 * ``P kept`` — bytes kept per owner; ``P rw`` — rate windows (``start|used`` per bucket:key);
 * ``P scopes`` + ``P script:<provider>:<operation>`` — scripted responses (``fault|retry|blocks``).
 
@@ -26,7 +27,7 @@ as ``repr`` strings.
 
 from __future__ import annotations
 
-__all__ = ["CANCEL", "COUNT_POLL", "CREATE", "QUEUE_STATS", "READ", "SET_IF"]
+__all__ = ["CANCEL", "COUNT_POLL", "CREATE", "LIST", "QUEUE_STATS", "READ", "SET_IF"]
 
 _COMMON = r"""
 local P = ARGV[1]
@@ -316,8 +317,9 @@ end
 
 local function forget(id, now)
   local k = P .. 'job:' .. id
-  local f = redis.call('HMGET', k, 'o', 'k', 'q', 'sq', 's')
+  local f = redis.call('HMGET', k, 'o', 'k', 'q', 'sq', 's', 'pr')
   if f[1] then
+    redis.call('ZREM', P .. 'own:' .. (f[6] or '') .. '|' .. f[1], id)
     local fields = redis.call('HMGET', k, unpack(CENSUS_FIELDS))
     local first, moves = census(id, fields, -1)
     local ended = TERMINAL[first] and first or nil  -- it still counts as finished if it had
@@ -406,9 +408,39 @@ redis.call('HSET', KEYS[1], 'd', ARGV[15], 's', s, 'e', e, 'c', ARGV[18], 'q', A
            'f', ARGV[27], 'pr', ARGV[26])
 census(id, {s, e, ARGV[18], ARGV[21], ARGV[27], ARGV[26]}, 1)
 redis.call('ZADD', P .. 'evict', ARGV[22], id)
-redis.call('ZADD', P .. 'order', redis.call('INCR', P .. 'created'), id)
+local created = redis.call('INCR', P .. 'created')
+redis.call('ZADD', P .. 'order', created, id)
+redis.call('ZADD', P .. 'own:' .. ARGV[26] .. '|' .. owner, created, id)
 redis.call('HINCRBY', P .. 'submitted', ARGV[26], 1)
 return {'created', script, wait, sq, s, e, at}
+"""
+
+#: KEYS: an owner's set (``P own:<provider>|<owner>``). ARGV: P, now. Answers, newest first,
+#: each live job's id, fields ``d s e c v sq`` and slot position (``false``: none), read as
+#: READ reads one (its queue settled to now): 8 values per job.
+LIST = _COMMON + """
+local now = tonumber(ARGV[2])
+local out = {}
+for _, id in ipairs(redis.call('ZREVRANGE', KEYS[1], 0, -1)) do
+  local k = P .. 'job:' .. id
+  local evict = tonumber(redis.call('ZSCORE', P .. 'evict', id) or '-inf')
+  local f = redis.call('HMGET', k, 'd', 's', 'e', 'c', 'v', 'sq', 'q')
+  if f[1] and evict > now then
+    local at = false
+    if f[7] and f[7] ~= '' and tonumber(f[2]) > now then
+      local q = load_queue(f[7])
+      if q then
+        at = position(q, tonumber(f[6]), now)
+        finish(q)
+        f = redis.call('HMGET', k, 'd', 's', 'e', 'c', 'v', 'sq')
+      end
+    end
+    for _, v in ipairs({id, f[1], f[2], f[3], f[4] or '', f[5], f[6] or '', at}) do
+      out[#out + 1] = v
+    end
+  end
+end
+return out
 """
 
 #: KEYS: job. ARGV: P, version expected, now, '1' if it was queued (it leaves its queue and

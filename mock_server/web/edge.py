@@ -28,7 +28,7 @@ from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ..dialects import Dialect, Reply, Route
+from ..dialects import Dialect, Reply, Route, Stamped
 from ..errors import (
     ApiError,
     BudgetExceeded,
@@ -156,6 +156,10 @@ class Edge:
         self._matches: dict[tuple[str, str], _Match | None] = {}
         self._queries: dict[bytes, Mapping[str, str]] = {}
         self._bases: dict[tuple[str, str | None, Any, str], str] = {}
+        #: Per-call values of the providers that put one in every answer (a fresh request_id).
+        self._stamps: dict[str, Callable[[bytes], bytes]] = {
+            name: dialect.stamp for name, dialect in rt.dialects.items()
+            if isinstance(dialect, Stamped)}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -230,20 +234,20 @@ class Edge:
                     self._query(scope.get("query_string", b"")), headers, now, owner, key,
                     self._base(scope, headers.get("host")), receive)
                 outcome = await self.flows[route.operation](exchange)
-            await self._send(send, outcome, scope)
+            await self._send(send, outcome, scope, dialect)
         except ClientGone:
             outcome = None  # nothing to answer: journaled below as 499, no traceback
         except ConnectionDropped:
             raise
         except StateUnavailable as unavailable:  # Redis down or slow: the provider's 503
             outcome = Outcome(dialect.render_error(unavailable), error=unavailable)
-            await self._send(send, outcome, scope)
+            await self._send(send, outcome, scope, dialect)
         except Exception as exc:
             log.exception("wanmock bug while serving %s %s", method, short(path))
             fault = InjectedFault(500, f"wanmock internal error ({type(exc).__name__}); "
                                   "this is a bug")
             outcome = Outcome(dialect.render_error(fault), error=fault)
-            await self._send(send, outcome, scope)
+            await self._send(send, outcome, scope, dialect)
         finally:
             if rt.config.journal.enabled:
                 await self._journal(match, scope, owner, now, started, outcome)
@@ -275,15 +279,20 @@ class Edge:
                 self._bases[key] = base
         return base
 
-    async def _send(self, send: Send, outcome: Outcome, scope: Scope) -> None:
+    async def _send(self, send: Send, outcome: Outcome, scope: Scope, dialect: Dialect) -> None:
+        stamp = self._stamps.get(dialect.name)
         if (outcome.encoded is not None and outcome.decision is None) or (
                 outcome.encoded is not None and outcome.decision is not None
                 and outcome.decision.fault is None):
             status, headers, body = outcome.encoded
+            if stamp is not None:
+                body = stamp(body)
             await send({"type": "http.response.start", "status": status, "headers": headers})
             await send({"type": "http.response.body", "body": body})
             return
         status, headers, body = encode_reply(self._units(outcome.reply))
+        if stamp is not None:
+            body = stamp(body)
         fault = outcome.decision.fault if outcome.decision else None
         if fault is not None and fault.status is None and fault is not FaultKind.TIMEOUT:
             headers = [(k, v) for k, v in headers if k != b"content-length"]

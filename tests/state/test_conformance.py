@@ -314,3 +314,54 @@ async def test_admission_through_the_state_directly(make: Make) -> None:
     assert first.stored is not None and second.stored is not None
     assert (first.stored.record.start_at, second.stored.record.start_at) == (T0 + 5, T0 + 15)
     assert (first.stored.slot_position, second.stored.slot_position) == (0, 1)
+
+
+async def test_jobs_of_lists_an_owners_live_jobs_newest_first_paged_and_filtered(
+        make: Make) -> None:
+    state = make(max_jobs=6)
+    jobs = Jobs(state, evict_after=100.0)  # concurrency 1: job1 runs, the others wait
+    for at, owner in ((T0, "o"), (T0 + 1, "o"), (T0 + 2, "other"), (T0 + 3, "o"),
+                      (T0 + 3, "o")):
+        await jobs.submit(at, owner=owner, retention=500)
+    now = T0 + 5
+
+    async def ids(**kw: Any) -> tuple[list[str], int]:
+        page = await state.jobs_of("p", kw.pop("owner", "o"), kw.pop("now", now),
+                                   **{"offset": 0, "limit": 10, **kw})
+        return [s.record.id for s in page.stored], page.total
+
+    assert await ids() == (["job5", "job4", "job2", "job1"], 4)  # ties: later created first
+    assert await ids(owner="other") == (["job3"], 1)
+    assert await ids(owner="nobody") == ([], 0)
+    assert await ids(offset=1, limit=2) == (["job4", "job2"], 4)
+    assert await ids(offset=9, limit=2) == ([], 4)
+    assert await ids(phases=frozenset({Phase.RUNNING})) == (["job1"], 1)
+    assert await ids(phases=frozenset({Phase.QUEUED})) == (["job5", "job4", "job2"], 3)
+    assert await ids(since=T0 + 1, until=T0 + 3) == (["job5", "job4", "job2"], 3)
+    assert await ids(model="other-model") == ([], 0)
+    page = await state.jobs_of("p", "o", now, offset=0, limit=10)
+    positions = {s.record.id: s.slot_position for s in page.stored}
+    assert positions == {"job5": 2, "job4": 1, "job2": 0, "job1": None}  # per-key queue
+    assert page.stored[-1] == (await state.read("job1", now)).stored
+    # a cancel reschedules those behind; listing reads them as read does
+    cancelled = await jobs.engine.cancel("p", "job2", "o", now, allowed=(Phase.QUEUED,))
+    assert cancelled.cancelled_now
+    page = await state.jobs_of("p", "o", now, offset=0, limit=10)
+    assert [s.slot_position for s in page.stored] == [1, 0, None, None]
+    assert await ids(phases=frozenset({Phase.CANCELLED})) == (["job2"], 1)
+    # past evict_at: gone from the list even before anything evicts it
+    assert await ids(now=T0 + 700) == ([], 0)
+    await jobs.submit(T0 + 700)  # evicts them all
+    assert await ids(now=T0 + 701) == (["job6"], 1)
+    assert await ids(owner="other", now=T0 + 701) == ([], 0)
+    await state.reset()
+    assert await ids() == ([], 0)
+
+
+async def test_jobs_of_forgets_jobs_evicted_past_max_jobs(make: Make) -> None:
+    state = make(max_jobs=2)
+    jobs = Jobs(state, concurrency=10)
+    for _ in range(3):
+        await jobs.submit(T0)
+    page = await state.jobs_of("p", "o", T0, offset=0, limit=10)
+    assert [s.record.id for s in page.stored] == ["job3", "job2"] and page.total == 2
