@@ -6,8 +6,9 @@ section), routes, id shape, polling URL, status words, request parsing into a ne
 its JSON, and the facts a client of it needs (:class:`ClientFacts`: paths, body shapes, words,
 price, real base URL — used by the contract drivers, strategies, smoke mode and load tester).
 Operations only some providers have are small separate protocols (:class:`Synchronous`,
-:class:`Results`, :class:`Contents`, :class:`Listing`, :class:`Stamped`). Nothing outside the module and its ``schemas/<name>/``
-folder names the provider. The HTTP layer owns the flow (authenticate → parse → engine → render).
+:class:`Results`, :class:`Contents`, :class:`Listing`, :class:`Stamped`). Nothing outside the
+module and its ``schemas/<name>/`` folder names the provider. The HTTP layer owns the flow
+(authenticate → parse → engine → render).
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ import enum
 import random
 import re
 import uuid
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, ClassVar
@@ -42,6 +42,7 @@ from .base import (
     ClientFacts,
     Endpoint,
     Links,
+    ListQuery,
     Operation,
     Reply,
     Route,
@@ -141,6 +142,28 @@ _STATUS = {
     Phase.CANCELLED: "CANCELED",
     Phase.EXPIRED: "UNKNOWN",
 }
+#: Phases a listed task may be in: the five words of the status filter (an expired task, past
+#: its 24 h, is no longer listed).
+_LISTED = {word: phase for phase, word in _STATUS.items() if phase is not Phase.EXPIRED}
+_PAGE_SIZE = (1, 100)
+_STAMP_RE = re.compile(r"^[0-9]{14}$")
+#: What the route documents for a time (days 29-31 are accepted too, where the month has them).
+_TIME_PATTERN = (r"^[1-9][0-9]{3}(0[1-9]|1[0-2])(0[1-9]|1[0-9]|2[0-8])([01][0-9]|2[0-3])"
+                 r"[0-5][0-9][0-5][0-9]$")
+_LIST_QUERY: dict[str, tuple[Mapping[str, Any], str]] = {
+    "page_no": ({"type": "integer", "minimum": 1, "maximum": 999_999_999, "default": 1},
+                "page number, from 1"),
+    "page_size": ({"type": "integer", "minimum": _PAGE_SIZE[0], "maximum": _PAGE_SIZE[1],
+                   "default": 10}, "tasks per page"),
+    "start_time": ({"type": "string", "pattern": _TIME_PATTERN},
+                   "earliest submit time, YYYYMMDDhhmmss (the zone of dashscope.utc_offset_hours)"),
+    "end_time": ({"type": "string", "pattern": _TIME_PATTERN},
+                 "latest submit time, YYYYMMDDhhmmss, inclusive (before start_time: no task)"),
+    "model_name": ({"type": "string"}, "only tasks of this model"),
+    "status": ({"type": "string", "enum": list(_LISTED)}, "only tasks in this status"),
+    "api_key_id": ({"type": "string"}, "accepted and ignored (the caller's key decides)"),
+    "region": ({"type": "string"}, "accepted and ignored"),
+}
 _ASYNC_HEADER = {"X-DashScope-Async": (
     {"type": "string", "enum": ["enable"]},
     "enable: create a task and answer at once; absent: a synchronous call (sync models only)")}
@@ -213,6 +236,9 @@ class DashScope:
         Route(Operation.STATUS, "GET", "/api/v1/tasks/{job_id}", "Query a task", None,
               {200: (_TASK, "the task in its current state"), **error_responses(_ERROR, 404)},
               path_params=_TASK_ID),
+        Route(Operation.LIST, "GET", "/api/v1/tasks", "List the key's tasks, newest first",
+              None, {200: ("dashscope/task-list", "one page of the key's live tasks"),
+                     **error_responses(_ERROR, 400)}, query=_LIST_QUERY),
         Route(Operation.CANCEL, "POST", "/api/v1/tasks/{job_id}/cancel",
               "Cancel a PENDING task", None,
               {200: ("dashscope/cancel-response", "cancelled"),
@@ -399,6 +425,57 @@ class DashScope:
                                        "try again later."})
         return results
 
+    def parse_list(self, query: Mapping[str, str], now: float) -> ListQuery:
+        if self.config.reject_unknown_fields:
+            unknown = sorted(name for name in query if name not in _LIST_QUERY)
+            if unknown:
+                raise InvalidRequest([Violation(unknown[0][:40], "additionalProperties", (
+                    f"unknown query parameter {unknown[0][:40]!r}; known: "
+                    f"{', '.join(_LIST_QUERY)}"))])
+        page_no = _whole(query, "page_no", 1, 1, None)
+        page_size = _whole(query, "page_size", 10, *_PAGE_SIZE)
+        since, until = self._when(query, "start_time"), self._when(query, "end_time")
+        status = query.get("status")
+        if status is not None and status not in _LISTED:
+            raise InvalidRequest([Violation("status", "enum", (
+                f"status must be one of {', '.join(_LISTED)}; got {status[:40]!r}"))])
+        phases = frozenset({_LISTED[status]} if status is not None else _LISTED.values())
+        return ListQuery(offset=(page_no - 1) * page_size, limit=page_size, since=since,
+                         until=None if until is None else until + 0.999_999, phases=phases,
+                         model=query.get("model_name") or None)
+
+    def _when(self, query: Mapping[str, str], name: str) -> float | None:
+        """A ``YYYYMMDDhhmmss`` query parameter in the configured zone, as epoch seconds."""
+        text = query.get(name)
+        if text is None:
+            return None
+        try:
+            if not _STAMP_RE.match(text):
+                raise ValueError(text)
+            stamp = datetime.strptime(text, "%Y%m%d%H%M%S").replace(tzinfo=self._zone)
+        except ValueError:
+            raise InvalidRequest([Violation(name, "pattern", (
+                f"{name} must be a time as YYYYMMDDhhmmss (e.g. 20250108160359); got "
+                f"{text[:40]!r}"))]) from None
+        return stamp.timestamp()
+
+    def render_list(self, views: Sequence[JobView], total: int, asked: ListQuery,
+                    links: Links) -> Reply:
+        tasks = []
+        for view in views:
+            record = view.record
+            task: dict[str, Any] = {"task_id": view.id, "task_status": _STATUS[view.phase],
+                                    "model_name": record.request.model,
+                                    "submit_time": self._time(record.created_at)}
+            if view.started_at is not None:
+                task["scheduled_time"] = self._time(view.started_at)
+            if view.finished_at is not None:
+                task["end_time"] = self._time(view.finished_at)
+            tasks.append(task)
+        body = {"request_id": _STAMP, "page_no": asked.offset // asked.limit + 1,
+                "page_size": asked.limit, "total": total, "tasks": tasks}
+        return Reply(200, body, schema="dashscope/task-list")
+
     def render_cancel(self, result: CancelResult, links: Links) -> Reply:
         view = result.view
         if not result.cancelled_now and view.phase is not Phase.CANCELLED:
@@ -444,6 +521,23 @@ class DashScope:
         """``2025-01-08 16:03:59.840``: milliseconds, no zone (the zone is an option)."""
         stamp = datetime.fromtimestamp(when, UTC).astimezone(self._zone)
         return stamp.strftime("%Y-%m-%d %H:%M:%S.") + f"{stamp.microsecond // 1000:03d}"
+
+
+def _whole(query: Mapping[str, str], name: str, default: int, low: int, high: int | None
+           ) -> int:
+    """An integer query parameter within ``[low, high]`` (InvalidParameter naming it)."""
+    text = query.get(name)
+    if text is None:
+        return default
+    if not (text.isascii() and text.isdigit()) or len(text) > 9:
+        raise InvalidRequest([Violation(name, "type", (
+            f"{name} must be an integer; got {text[:40]!r}"))])
+    value = int(text)
+    if value < low or (high is not None and value > high):
+        bound = f"{low}..{high}" if high is not None else f"at least {low}"
+        raise InvalidRequest([Violation(name, "minimum" if value < low else "maximum", (
+            f"{name} must be {bound}; got {value}"))])
+    return value
 
 
 def _pixels(size: str) -> int:

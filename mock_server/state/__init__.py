@@ -9,5 +9,16 @@ True
 from .base import Admission, Census, Created, Gate, Identity, Page, Read, SimState, Stored
 from .memory import MemoryState, at_once
 
-__all__ = ["Admission", "Census", "Created", "Gate", "Identity", "MemoryState", "Read", "SimState",
-           "Stored", "at_once", "Page"]
+__all__ = [
+           "Admission",
+           "Census",
+           "Created",
+           "Gate",
+           "Identity",
+           "MemoryState",
+           "Page",
+           "Read",
+           "SimState",
+           "Stored",
+           "at_once",
+]

@@ -9,7 +9,7 @@ import math
 from collections.abc import Mapping
 from typing import NamedTuple
 
-from ..dialects import Contents, Reply, Results, SubmitInput, Synchronous
+from ..dialects import Contents, Listing, Reply, Results, SubmitInput, Synchronous
 from ..engine import Engine, Plan
 from ..errors import (
     ApiError,
@@ -229,6 +229,29 @@ async def cancel(exchange: Exchange) -> Outcome:
     return Outcome(reply, view=done.view, decision=decision)
 
 
+async def listing(exchange: Exchange) -> Outcome:
+    """The caller's jobs, a page at a time: gate → fault → authenticate → parse → the state
+    (one bounded read of the owner's jobs) → render."""
+    rt, dialect = exchange.rt, exchange.dialect
+    assert isinstance(dialect, Listing)
+    decision = await decided(exchange, await rt.state.passage(exchange.gate(), exchange.now),
+                             None)
+    if (refused := faulted(exchange, decision)) is not None:
+        return refused
+    try:
+        owner = authenticate(exchange)
+        asked = dialect.parse_list(exchange.query, exchange.now)
+    except ApiError as error:
+        return answer(exchange, error, decision=decision)
+    now = exchange.now
+    page = await rt.state.jobs_of(dialect.name, owner, now, offset=asked.offset,
+                                  limit=asked.limit, since=asked.since, until=asked.until,
+                                  phases=asked.phases, model=asked.model)
+    views = [rt.engine.view(stored, now) for stored in page.stored]
+    reply = dialect.render_list(views, page.total, asked, rt.links_for(exchange.base))
+    return Outcome(reply, decision=decision)
+
+
 async def download(exchange: Exchange) -> Outcome:
     """``GET /files/{provider}/{job_id}/{index}.png``: an image behind a pre-signed-style URL.
 
@@ -283,4 +306,5 @@ FLOWS: Mapping[Operation, Flow] = {
     Operation.CONTENT: content,
     Operation.CANCEL: cancel,
     Operation.DOWNLOAD: download,
+    Operation.LIST: listing,
 }
