@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import re
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -195,3 +196,81 @@ async def test_options(make_app: Callable[..., Starlette], connect: Callable[...
         for http in (default, changed):
             times.append((await task(http, await submit(http, body())))["output"]["submit_time"])
         assert int(times[0][11:13]) == (int(times[1][11:13]) + 8) % 24
+
+
+async def listed(http: Checked, **query: Any) -> dict[str, Any]:
+    answer = await http.get("/api/v1/tasks", params=query)
+    assert answer.status_code == 200, answer.text
+    return dict(answer.json())
+
+
+async def test_task_list_pages_newest_first_per_key_with_filters(
+        app: Starlette, connect: Callable[..., Checked], clock: FakeClock) -> None:
+    alice, bob = connect(app, key="alice"), connect(app, key="bob")
+    first = await submit(alice, body(n=1))
+    clock.advance(1)
+    ids = [first] + [await submit(alice, body(n=1)) for _ in range(2)]
+    theirs = await submit(bob, body(n=1))
+    page = await listed(alice)
+    assert [t["task_id"] for t in page["tasks"]] == ids[::-1]  # newest first (ties: later)
+    assert (page["page_no"], page["page_size"], page["total"]) == (1, 10, 3)
+    assert all(t["model_name"] == MODEL and TIME.match(t["submit_time"]) for t in page["tasks"])
+    assert [t["task_id"] for t in (await listed(bob))["tasks"]] == [theirs]  # keys kept apart
+    second = await listed(alice, page_no=2, page_size=2)
+    assert [t["task_id"] for t in second["tasks"]] == [first] and second["total"] == 3
+    assert (await listed(alice, page_no=5))["tasks"] == []
+    await alice.post(f"/api/v1/tasks/{ids[2]}/cancel")
+    cancelled = await listed(alice, status="CANCELED")
+    assert [t["task_id"] for t in cancelled["tasks"]] == [ids[2]] and cancelled["total"] == 1
+    pending = [t["task_id"] for t in (await listed(alice))["tasks"]
+               if t["task_status"] == "PENDING"]
+    assert pending and [t["task_id"] for t in (await listed(alice, status="PENDING"))["tasks"]
+                        ] == pending
+    clock.advance(30)
+    running = await listed(alice, status="RUNNING")
+    assert running["total"] >= 1 and all("scheduled_time" in t for t in running["tasks"])
+    assert (await listed(alice, model_name="wanx2.1-t2i-turbo"))["total"] == 0
+    # times in the zone of dashscope.utc_offset_hours (+8): the first task alone is earlier
+    second_of = (await task(alice, ids[1]))["output"]["submit_time"]
+    start = re.sub(r"\D", "", second_of)[:14]
+    assert (await listed(alice, start_time=start))["total"] == 2
+    assert (await listed(alice, end_time=start))["total"] == 3  # inclusive, to the second
+    clock.advance(3 * 86400)  # past retention and eviction: none listed
+    assert (await listed(alice))["tasks"] == []
+
+
+@pytest.mark.parametrize(("query", "named"), [
+    ({"page_size": "101"}, "page_size"), ({"page_size": "0"}, "page_size"),
+    ({"page_no": "0"}, "page_no"), ({"page_no": "x"}, "page_no"),
+    ({"start_time": "2025-01-08"}, "start_time"), ({"end_time": "20251301000000"}, "end_time"),
+    ({"status": "DONE"}, "status"), ({"status": "UNKNOWN"}, "status"),
+    ({"pagesize": "5"}, "pagesize"),
+])
+async def test_task_list_refuses_bad_parameters_naming_them(
+        http: Checked, query: dict[str, str], named: str) -> None:
+    answer = await http.get("/api/v1/tasks", params=query)
+    error = answer.json()
+    assert answer.status_code == 400 and error["code"] == "InvalidParameter", answer.text
+    assert error["message"].startswith(f"{named}") or named in error["message"]
+
+
+async def test_task_list_needs_a_key_and_is_journaled(
+        app: Starlette, connect: Callable[..., Checked]) -> None:
+    anonymous = connect(app, key=None)
+    assert (await anonymous.get("/api/v1/tasks")).status_code == 401
+    await listed(connect(app))
+    journal = app.state.wanmock.journal
+    assert [(e.operation, e.status, e.job_id) for e in journal.entries][-2:] == [
+        ("list", 401, None), ("list", 200, None)]
+
+
+async def test_every_answer_carries_a_fresh_request_id(http: Checked, clock: FakeClock) -> None:
+    job = await submit(http, body(n=1))
+    polls = [await task(http, job) for _ in range(3)]  # the same task, unchanged: memoised
+    assert polls[0]["output"] == polls[1]["output"] == polls[2]["output"]
+    ids = [p["request_id"] for p in polls] + [(await listed(http))["request_id"]]
+    errors = [(await http.get("/api/v1/tasks/00000000-0000-4000-8000-000000000000")).json()
+              for _ in range(2)]
+    ids += [e["request_id"] for e in errors]
+    assert len(set(ids)) == len(ids)
+    assert all(uuid.UUID(i).version == 4 and str(uuid.UUID(i)) == i for i in ids)
