@@ -25,6 +25,7 @@ from wanmock.server import Config, FakeClock, create_app
 from wanmock.server.journal import Journal
 
 KEY = "sk-wanmock-test"
+OTHER = "sk-wanmock-other"
 MODEL = "wan2.2-t2i-flash"
 ASYNC_ONLY = "wanx2.1-t2i-turbo"
 
@@ -41,7 +42,7 @@ class Live:
 def live() -> Iterator[Live]:
     """A live fake (run 60 s, queue 2 s) whose clock the SDK's sleeps in this thread move."""
     clock = FakeClock()
-    config = Config().replace(server={"seed": 7, "api_keys": (KEY,)},
+    config = Config().replace(server={"seed": 7, "api_keys": (KEY, OTHER)},
                               lifecycle={"queue_delay": "fixed(2)", "run_time": "fixed(60)"})
     app = create_app(config, clock=clock)
     watched = Watched(app, clock)
@@ -162,3 +163,25 @@ def test_a_long_prompt_is_truncated_not_refused(live: Live) -> None:
                                  negative_prompt="y" * 600)
     assert answer.output.task_status == "SUCCEEDED"
     assert answer.output.results[0].orig_prompt == "x" * 800
+
+
+def test_list_answers_the_keys_tasks_paged_and_filtered(live: Live) -> None:
+    mine = [ImageSynthesis.async_call(model=MODEL, prompt=f"a fox {i}", n=1, api_key=KEY)
+            .output.task_id for i in range(3)]
+    theirs = ImageSynthesis.async_call(model=MODEL, prompt="a cat", n=1, api_key=OTHER)
+    ImageSynthesis.cancel(mine[0], api_key=KEY)
+    answer = ImageSynthesis.list(api_key=KEY)
+    assert answer.status_code == HTTPStatus.OK, answer
+    assert answer.request_id and "request_id" not in answer.output
+    assert [t["task_id"] for t in answer.output["tasks"]] == mine[::-1]
+    assert answer.output["total"] == 3
+    page = ImageSynthesis.list(page_no=2, page_size=2, api_key=KEY)
+    assert [t["task_id"] for t in page.output["tasks"]] == [mine[0]]
+    cancelled = ImageSynthesis.list(status="CANCELED", api_key=KEY)
+    assert [t["task_id"] for t in cancelled.output["tasks"]] == [mine[0]]
+    other = ImageSynthesis.list(api_key=OTHER, model_name=MODEL)
+    assert [t["task_id"] for t in other.output["tasks"]] == [theirs.output.task_id]
+    assert ImageSynthesis.list(api_key=KEY).request_id != answer.request_id
+    refused = ImageSynthesis.list(page_size=500, api_key=KEY)
+    assert refused.status_code == HTTPStatus.BAD_REQUEST and refused.code == "InvalidParameter"
+    assert "page_size" in refused.message
