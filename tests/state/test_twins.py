@@ -95,6 +95,16 @@ def machine(url: str) -> type[RuleBasedStateMachine]:
             memory, shared = self.both(lambda jobs: jobs.state.passage(gate, self.now))
             assert memory == shared
 
+        @rule(owner=st.sampled_from(["a", "b"]), offset=st.integers(0, 3),
+              limit=st.integers(1, 4),
+              phases=st.sampled_from([None, frozenset({Phase.QUEUED}),
+                                      frozenset({Phase.RUNNING, Phase.CANCELLED})]))
+        def listing(self, owner: str, offset: int, limit: int,
+                    phases: frozenset[Phase] | None) -> None:
+            memory, shared = self.both(lambda jobs: jobs.state.jobs_of(
+                "p", owner, self.now, offset=offset, limit=limit, phases=phases))
+            assert memory == shared
+
         @rule(seconds=st.sampled_from([0.5, 2.0, 5.0, 31.0, 61.0]))
         def advance(self, seconds: float) -> None:
             self.now += seconds
