@@ -16,6 +16,7 @@ from PIL import Image
 from starlette.applications import Starlette
 
 from tests.conftest import Checked
+from wanmock import schemas
 from wanmock.server import FakeClock
 
 pytestmark = pytest.mark.anyio
@@ -274,3 +275,11 @@ async def test_every_answer_carries_a_fresh_request_id(http: Checked, clock: Fak
     ids += [e["request_id"] for e in errors]
     assert len(set(ids)) == len(ids)
     assert all(uuid.UUID(i).version == 4 and str(uuid.UUID(i)) == i for i in ids)
+
+
+async def test_task_lists_count_in_the_metrics_under_their_own_endpoint(http: Checked) -> None:
+    await listed(http)
+    doc = (await http.get("/__admin/dashboard.json")).json()
+    schemas.validate("admin/dashboard", doc)
+    scrape = (await http.get("/__admin/metrics")).text
+    assert 'endpoint="list",provider="dashscope",status="200"' in scrape
