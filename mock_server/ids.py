@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import hashlib
 import random
+import re
+import uuid
 from typing import Literal
 
-__all__ = ["Diagnosis", "diagnose", "new_id", "tag_of"]
+__all__ = ["UUID_PATTERN", "Diagnosis", "diagnose", "new_id", "new_uuid", "tag_of", "uuid_bytes"]
 
 Diagnosis = Literal["unknown", "other-run", "forgotten"]
 
@@ -53,3 +55,19 @@ def diagnose(raw: bytes, *, tag: bytes) -> Diagnosis:
     if len(raw) != 16 or _check(raw[:14]) != raw[14:]:
         return "unknown"
     return "forgotten" if raw[12:14] == tag else "other-run"
+
+
+#: A UUID as the providers that use them write it (lower case, hyphenated).
+UUID_PATTERN = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+_UUID4 = ((6, 0xF0, 0x40), (8, 0xC0, 0x80))
+
+
+def new_uuid(rng: random.Random, *, tag: bytes) -> str:
+    """An id in a UUID v4's shape (version and variant bits set), with the tag and checksum."""
+    return str(uuid.UUID(bytes=new_id(rng, tag=tag, fixed=_UUID4)))
+
+
+def uuid_bytes(text: str) -> bytes | None:
+    """The 16 bytes of a lower-case hyphenated UUID, or ``None`` if ``text`` is not one."""
+    return uuid.UUID(text).bytes if UUID_PATTERN.match(text) else None
+

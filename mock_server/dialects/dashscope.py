@@ -35,7 +35,7 @@ from ..errors import (
     UnknownModel,
     Violation,
 )
-from ..ids import new_id
+from ..ids import UUID_PATTERN, new_uuid, uuid_bytes
 from ..lifecycle import JobRequest, JobView
 from ..vocab import FailureKind, Phase
 from .base import (
@@ -125,9 +125,8 @@ SUBMIT_PATH = "/api/v1/services/aigc/text2image/image-synthesis"
 _REQUEST = "dashscope/submit-request"
 _TASK = "dashscope/task"
 _ERROR = "dashscope/error"
-_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+_ID = UUID_PATTERN
 _TASK_ID = {"job_id": {"type": "string", "pattern": _ID.pattern}}
-_UUID4 = ((6, 0xF0, 0x40), (8, 0xC0, 0x80))
 _MAX_PIXELS = 2_000_000
 #: Every answer begins with its request_id, rendered as this placeholder (a valid UUID4) and
 #: stamped with a fresh uuid4 as each answer is sent (:meth:`DashScope.stamp`).
@@ -295,12 +294,13 @@ class DashScope:
         return (Phase.QUEUED,)  # "Only tasks whose status is PENDING can be canceled."
 
     def new_id(self, rng: random.Random, tag: bytes) -> str:
-        return str(uuid.UUID(bytes=new_id(rng, tag=tag, fixed=_UUID4)))
+        return new_uuid(rng, tag=tag)
 
     def parse_id(self, job_id: str) -> bytes:
-        if not _ID.match(job_id):
+        raw = uuid_bytes(job_id)
+        if raw is None:
             raise MalformedId(f"{job_id[:80]!r} is not a task_id (expected a UUID)")
-        return uuid.UUID(job_id).bytes
+        return raw
 
     def polling_url(self, base: str, job_id: str) -> str:
         return f"{base}/api/v1/tasks/{job_id}"

@@ -12,7 +12,6 @@ from __future__ import annotations
 import enum
 import random
 import re
-import uuid
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -31,7 +30,7 @@ from ..errors import (
     NotReady,
     UnknownModel,
 )
-from ..ids import new_id
+from ..ids import UUID_PATTERN, new_uuid, uuid_bytes
 from ..lifecycle import JobRequest, JobView
 from ..vocab import Phase
 from .base import (
@@ -108,7 +107,7 @@ class RunComfyOptions:
 
 MODEL = "wan-ai/wan-2-2/flash/text-to-image"
 INPUT_SCHEMA = "runcomfy/submit-request"
-_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+_ID = UUID_PATTERN
 _ASPECT = re.compile(r"^(\d+):(\d+) ")
 _STATUS = {
     Phase.QUEUED: "in_queue",
@@ -123,7 +122,6 @@ _ERROR = "runcomfy/error"
 _BY_ID = (400, 403, 404)
 _REQUEST_ID = {"job_id": {"type": "string", "format": "uuid", "pattern": _ID.pattern}}
 #: A UUID's version 4 and RFC 4122 variant bits.
-_UUID4 = ((6, 0xF0, 0x40), (8, 0xC0, 0x80))
 
 #: Domain error kind -> (HTTP status, error_code, name). Codes from the Model API docs [S-RC3]
 #: and the Serverless docs [S-RC5]; the rest follow their rule "first three digits = HTTP status".
@@ -221,12 +219,13 @@ class RunComfy:
         return (Phase.QUEUED,)
 
     def new_id(self, rng: random.Random, tag: bytes) -> str:
-        return str(uuid.UUID(bytes=new_id(rng, tag=tag, fixed=_UUID4)))
+        return new_uuid(rng, tag=tag)
 
     def parse_id(self, job_id: str) -> bytes:
-        if not _ID.match(job_id):
+        raw = uuid_bytes(job_id)
+        if raw is None:
             raise MalformedId(f"{job_id[:80]!r} is not a request_id (expected a UUID)")
-        return uuid.UUID(job_id).bytes
+        return raw
 
     def polling_url(self, base: str, job_id: str) -> str:
         return f"{base}/v1/requests/{job_id}/status"
