@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## create .venv and install wanmock with its dev tools
 
-serve: $(STAMP) ## serve the fake of both providers on 127.0.0.1:8000 (in-memory store)
+serve: $(STAMP) ## serve the fake of every provider on 127.0.0.1:8000 (in-memory state)
 	.venv/bin/wanmock serve --host 127.0.0.1 --port 8000 $(ARGS)
 
 test: $(STAMP) ## run the whole test suite
