@@ -6,9 +6,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-CORE = ["_loading", "clock", "config", "distributions", "engine", "errors", "faults", "ids",
-        "images", "journal", "lifecycle", "presets", "scenarios", "scheduler", "vocab",
-        "state/__init__", "state/base", "state/memory"]
+#: Every module of the core: ``mock_server/*.py`` and ``mock_server/state/`` but the package's
+#: front door (``__init__``, ``__main__``, ``cli``), found on disk so a new module is checked too.
+CORE = sorted(
+    str(path.relative_to(ROOT / "mock_server").with_suffix(""))
+    for folder in ("", "state")
+    for path in (ROOT / "mock_server" / folder).glob("*.py")
+    if path.stem not in ({"__init__", "__main__", "cli"} if not folder else set()))
 FORBIDDEN_FOR_CORE = ("starlette", "uvicorn", "httpx", "wanmock.server.web",
                       "wanmock.server.dialects", "wanmock.server.cli", "wanmock.contracts",
                       ".web", ".dialects", ".cli")
@@ -24,6 +28,11 @@ def imports(path: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             names.add("." * node.level + (node.module or ""))
     return names
+
+
+def test_the_core_list_is_found_on_disk() -> None:
+    assert {"engine", "lifecycle", "state/base", "state/memory", "state/redis",
+            "state/census"} <= set(CORE)
 
 
 @pytest.mark.parametrize("module", CORE)
