@@ -38,6 +38,7 @@ from .vocab import FaultKind, Operation, Phase
 
 __all__ = [
     "BUCKETS",
+    "MAX_CLIENTS",
     "WORST_CLIENTS",
     "Entry",
     "Evidence",
@@ -206,6 +207,9 @@ BUCKETS: Mapping[str, tuple[float, ...]] = {
 }
 #: How many clients (provider, key hash) :attr:`Tally.worst` keeps: the most violations.
 WORST_CLIENTS = 20
+#: How many clients :attr:`Tally.clients` counts one by one (memory stays bounded whatever
+#: number of keys misbehave); past it the oldest outside the worst are forgotten.
+MAX_CLIENTS = 10_000
 
 
 @dataclass(slots=True)
@@ -240,12 +244,15 @@ class Tally:
     #: (provider, key) -> violations of that client, by kind.
     clients: dict[tuple[str, str], Counter[str]] = field(default_factory=dict)
     #: The :data:`WORST_CLIENTS` clients with the most violations, kept as they happen (counts
-    #: only grow, so this is exact: a scrape never ranks every client).
+    #: only grow, so this is exact while no more than :data:`MAX_CLIENTS` clients misbehave: a
+    #: scrape never ranks every client).
     worst: dict[tuple[str, str], int] = field(default_factory=dict)
     #: (provider, outcome) -> jobs the clients were first shown in a terminal phase.
     finished: Counter[tuple[str, str]] = field(default_factory=Counter)
     #: (provider, name) -> histogram (names and buckets: :data:`BUCKETS`).
     histograms: dict[tuple[str, str], Histogram] = field(default_factory=dict)
+    #: Clients whose counts were forgotten to keep :attr:`clients` within :data:`MAX_CLIENTS`.
+    forgotten_clients: int = 0
 
     def observe(self, provider: str, name: str, value: float) -> None:
         """Count one observation into a provider's histogram ``name``."""
@@ -259,6 +266,8 @@ class Tally:
         who = (provider, key)
         counts = self.clients.get(who)
         if counts is None:
+            if len(self.clients) >= MAX_CLIENTS:
+                self._forget_one()
             counts = self.clients[who] = Counter()
         counts[kind] += 1
         total = counts.total()
@@ -270,6 +279,14 @@ class Tally:
         if total > worst[least]:  # everyone outside has at most the least inside
             del worst[least]
             worst[who] = total
+
+    def _forget_one(self) -> None:
+        """Forget the longest-known client that is not among the worst."""
+        for who in self.clients:
+            if who not in self.worst:
+                del self.clients[who]
+                self.forgotten_clients += 1
+                return
 
 
 class _Where(NamedTuple):

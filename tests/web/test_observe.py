@@ -237,6 +237,24 @@ def test_worst_clients_stay_ranked_as_violations_happen() -> None:
     assert len(tally.worst) == WORST_CLIENTS
 
 
+def test_clients_counted_one_by_one_stay_bounded_and_the_worst_are_kept() -> None:
+    """Keys without number each breaking one rule (a hostile fleet) cost at most MAX_CLIENTS
+    counters; the worst clients, known before, keep their counts and their ranking."""
+    from wanmock.server.journal import MAX_CLIENTS, WORST_CLIENTS, Tally
+
+    tally = Tally()
+    for i in range(WORST_CLIENTS):
+        for _ in range(5):
+            tally.blame("p", f"bad{i}", "poll-after-terminal")
+    worst = dict(tally.worst)
+    for i in range(MAX_CLIENTS + 500):
+        tally.blame("p", f"k{i}", "poll-after-cancel")
+    assert len(tally.clients) == MAX_CLIENTS
+    assert tally.forgotten_clients == WORST_CLIENTS + 500
+    assert tally.worst == worst  # one violation each never outranks five
+    assert all(who in tally.clients for who in worst)
+
+
 def test_a_scrape_does_bounded_work_with_100k_jobs_and_a_full_journal() -> None:
     """Counted in function calls, not timed: one snapshot of 100k jobs (every phase, a journal
     past its capacity) does about what one of 1k jobs does; a scan of the jobs would not."""
