@@ -350,6 +350,21 @@ local function forget(id, now)
 end
 
 local FIELDS = {'d', 's', 'e', 'c', 'v', 'sq'}
+
+-- A job's fields d s e c v sq as read (HMGET of FIELDS and 'q'), its queue settled to now
+-- first if it still waits there, and its slot position then (false: it waits in none).
+local function settled(k, f, now)
+  local at = false
+  if f[7] and f[7] ~= '' and tonumber(f[2]) > now then
+    local q = load_queue(f[7])
+    if q then
+      at = position(q, tonumber(f[6]), now)
+      finish(q)
+      f = redis.call('HMGET', k, unpack(FIELDS))
+    end
+  end
+  return f, at
+end
 """
 
 #: KEYS: job. ARGV: P, now, gate (8). Answers the passage, the job's fields (``d s e c v sq``)
@@ -358,16 +373,8 @@ READ = _COMMON + """
 local script, wait = gate(3)
 local f = redis.call('HMGET', KEYS[1], 'd', 's', 'e', 'c', 'v', 'sq', 'q')
 if not f[1] then return {script, wait, false} end
-local now = tonumber(ARGV[2])
-local at = false
-if f[7] and f[7] ~= '' and tonumber(f[2]) > now then
-  local q = load_queue(f[7])
-  if q then
-    at = position(q, tonumber(f[6]), now)
-    finish(q)
-    f = redis.call('HMGET', KEYS[1], 'd', 's', 'e', 'c', 'v', 'sq')
-  end
-end
+local at
+f, at = settled(KEYS[1], f, tonumber(ARGV[2]))
 return {script, wait, f[1], f[2], f[3], f[4] or '', f[5], f[6] or '', at}
 """
 
@@ -426,15 +433,8 @@ for _, id in ipairs(redis.call('ZREVRANGE', KEYS[1], 0, -1)) do
   local evict = tonumber(redis.call('ZSCORE', P .. 'evict', id) or '-inf')
   local f = redis.call('HMGET', k, 'd', 's', 'e', 'c', 'v', 'sq', 'q')
   if f[1] and evict > now then
-    local at = false
-    if f[7] and f[7] ~= '' and tonumber(f[2]) > now then
-      local q = load_queue(f[7])
-      if q then
-        at = position(q, tonumber(f[6]), now)
-        finish(q)
-        f = redis.call('HMGET', k, 'd', 's', 'e', 'c', 'v', 'sq')
-      end
-    end
+    local at
+    f, at = settled(k, f, now)
     for _, v in ipairs({id, f[1], f[2], f[3], f[4] or '', f[5], f[6] or '', at}) do
       out[#out + 1] = v
     end
