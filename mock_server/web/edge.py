@@ -234,20 +234,20 @@ class Edge:
                     self._query(scope.get("query_string", b"")), headers, now, owner, key,
                     self._base(scope, headers.get("host")), receive)
                 outcome = await self.flows[route.operation](exchange)
-            await self._send(send, outcome, scope, dialect)
+            await self._send(send, outcome, dialect)
         except ClientGone:
             outcome = None  # nothing to answer: journaled below as 499, no traceback
         except ConnectionDropped:
             raise
         except StateUnavailable as unavailable:  # Redis down or slow: the provider's 503
             outcome = Outcome(dialect.render_error(unavailable), error=unavailable)
-            await self._send(send, outcome, scope, dialect)
+            await self._send(send, outcome, dialect)
         except Exception as exc:
             log.exception("wanmock bug while serving %s %s", method, short(path))
             fault = InjectedFault(500, f"wanmock internal error ({type(exc).__name__}); "
                                   "this is a bug")
             outcome = Outcome(dialect.render_error(fault), error=fault)
-            await self._send(send, outcome, scope, dialect)
+            await self._send(send, outcome, dialect)
         finally:
             if rt.config.journal.enabled:
                 await self._journal(match, scope, owner, now, started, outcome)
@@ -279,18 +279,12 @@ class Edge:
                 self._bases[key] = base
         return base
 
-    async def _send(self, send: Send, outcome: Outcome, scope: Scope, dialect: Dialect) -> None:
+    async def _send(self, send: Send, outcome: Outcome, dialect: Dialect) -> None:
+        # A memoised answer is already encoded (a status answer carries no Retry-After to
+        # convert); a body fault spoils those bytes like any others.
+        status, headers, body = (outcome.encoded if outcome.encoded is not None
+                                 else encode_reply(self._units(outcome.reply)))
         stamp = self._stamps.get(dialect.name)
-        if (outcome.encoded is not None and outcome.decision is None) or (
-                outcome.encoded is not None and outcome.decision is not None
-                and outcome.decision.fault is None):
-            status, headers, body = outcome.encoded
-            if stamp is not None:
-                body = stamp(body)
-            await send({"type": "http.response.start", "status": status, "headers": headers})
-            await send({"type": "http.response.body", "body": body})
-            return
-        status, headers, body = encode_reply(self._units(outcome.reply))
         if stamp is not None:
             body = stamp(body)
         fault = outcome.decision.fault if outcome.decision else None
