@@ -65,6 +65,11 @@ class PhaseCensus:
         for (_, before), (at, after) in itertools.pairwise(changes):
             self._moves[(provider, before, after)].remove(at)
 
+    def replace(self, old: JobRecord, new: JobRecord) -> None:
+        """A job's record changed (a cancel, a reschedule, a poll-driven end)."""
+        self.remove(old)
+        self.add(new)
+
     def forget(self, record: JobRecord, now: float) -> None:
         """A job leaves the store at ``now``: it still counts as finished if it had."""
         self.remove(record)

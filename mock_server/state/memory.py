@@ -325,8 +325,7 @@ class MemoryState:
             if found is not None:
                 record, version = found
                 moved = dataclasses.replace(record, start_at=slot.start, end_at=slot.end)
-                self._census.remove(record)
-                self._census.add(moved)
+                self._census.replace(record, moved)
                 self._jobs[slot.job_id] = (moved, version + 1)
         return bool(changed)
 
@@ -337,8 +336,7 @@ class MemoryState:
             self._owned.setdefault((record.provider, record.owner), {})[record.id] = None
             self._census.admit(record)
         else:
-            self._census.remove(found[0])
-            self._census.add(record)
+            self._census.replace(found[0], record)
         self._jobs[record.id] = (record, version)
 
     def _forget(self, job_id: str, now: float) -> None:
