@@ -34,8 +34,10 @@ def test_survivors_of_a_full_collection_are_frozen_while_served() -> None:
 
     def check() -> None:
         assert gcpolicy.installed()
-        kept = [[i] for i in range(10_000)]  # tracked objects that survive
+        # Counted before the objects exist: making them may itself trigger a full collection,
+        # which (the policy working) freezes them before an explicit collect could.
         seen["before"] = gc.get_freeze_count()
+        kept = [[i] for i in range(10_000)]  # tracked objects that survive
         gc.collect()
         seen["after"] = gc.get_freeze_count()
         del kept

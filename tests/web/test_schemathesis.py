@@ -9,7 +9,7 @@ Bounded by the Hypothesis profile (``dev`` in ``make test``, ``ci`` in ``make te
 from __future__ import annotations
 
 import schemathesis
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, assume, settings
 
 from wanmock.server import Config, FakeClock, create_app
 from wanmock.server.dialects import default_registry
@@ -27,6 +27,10 @@ PROTOCOL = {name: str(spec["enum"][0]) for dialect in default_registry()
 @schema.parametrize()
 @settings(deadline=None, suppress_health_check=list(HealthCheck))
 def test_the_fake_survives_schemathesis(case: schemathesis.Case) -> None:
+    # A query parameter whose value is an empty list or None is not on the wire at all: a case
+    # made negative by such an "unknown parameter" sends a valid request and would call its
+    # acceptance a fault (seen in CI: ``{'api_key_id': ..., '<random name>': []}``).
+    assume(not any(value in ([], None) for value in (case.query or {}).values()))
     given = {name.lower() for name in case.headers or {}}
     missing = {name: value for name, value in PROTOCOL.items() if name.lower() not in given}
     case.call_and_validate(headers={**missing, "Authorization": f"Bearer {KEY}"})
