@@ -65,8 +65,6 @@ __all__ = [
 
 #: A path parameter in a route: ``{name}`` or ``{name:path}`` (which may contain ``/``).
 _PARAM = re.compile(r"\{([a-z_]+)(?::(path|str))?\}")
-#: No id of any provider is longer; a longer path segment is refused before any work.
-MAX_PARAM = 200
 
 
 def compile_path(path: str) -> tuple[re.Pattern[str], tuple[str, ...]]:
@@ -82,7 +80,7 @@ def compile_path(path: str) -> tuple[re.Pattern[str], tuple[str, ...]]:
     for match in _PARAM.finditer(path):
         parts.append(re.escape(path[last:match.start()]))
         name, converter = match.group(1), match.group(2)
-        body = r"[\s\S]+" if converter == "path" else rf"[^/]{{1,{MAX_PARAM}}}"
+        body = r"[\s\S]+" if converter == "path" else r"[^/]+"
         parts.append(f"(?P<{name}>{body})")
         names.append(name)
         last = match.end()

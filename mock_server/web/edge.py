@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from http import HTTPStatus
 from types import MappingProxyType
 from typing import Any, NamedTuple
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote_to_bytes
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -153,7 +153,7 @@ class Edge:
                        for route in dialect.routes]
         # Small caches of pure functions of a request (bounded; cleared when full): a poll
         # repeats the same path, query string and host over and over.
-        self._matches: dict[tuple[str, str], _Match | None] = {}
+        self._matches: dict[tuple[str, bytes | str], _Match | None] = {}
         self._queries: dict[bytes, Mapping[str, str]] = {}
         self._bases: dict[tuple[str, str | None, Any, str], str] = {}
         #: Per-call values of the providers that put one in every answer (a fresh request_id).
@@ -165,13 +165,16 @@ class Edge:
         if scope["type"] != "http":
             await self.fallback(scope, receive, send)
             return
-        match = self._match(scope["method"], scope["path"])
+        # Routes match the path as sent (percent-encoded), as Express and most HTTP routers do:
+        # an escaped slash stays inside its segment (``/v1/jobs/a%2Fb`` asks for job ``a/b``
+        # and is answered in the provider's shape, not as an unknown route).
+        match = self._match(scope["method"], scope.get("raw_path") or scope["path"])
         if match is None:
             await self.fallback(scope, receive, send)
             return
         await self._serve(match, scope, receive, send)
 
-    def _match(self, method: str, path: str) -> _Match | None:
+    def _match(self, method: str, path: bytes | str) -> _Match | None:
         if len(path) > _MATCH_KEPT:
             return self._find(method, path)
         key = (method, path)
@@ -182,7 +185,21 @@ class Edge:
             found = self._matches[key] = self._find(method, path)
         return found  # type: ignore[no-any-return]
 
-    def _find(self, method: str, path: str) -> _Match | None:
+    def _find(self, method: str, sent: bytes | str) -> _Match | None:
+        """The route of a path: ``bytes`` is the raw (percent-encoded) path, whose parameters
+        are decoded here; ``str`` is an already decoded path (a server that gives no raw one).
+        """
+        if isinstance(sent, bytes):
+            path = sent.partition(b"?")[0].decode("latin-1")
+            match = self._route_of(method, path)
+            if match is None or not match.params or "%" not in path:
+                return match
+            return match._replace(params={
+                name: unquote_to_bytes(value.encode("latin-1")).decode("utf-8", "replace")
+                for name, value in match.params.items()})
+        return self._route_of(method, sent)
+
+    def _route_of(self, method: str, path: str) -> _Match | None:
         if path.startswith("/files/"):
             found = FILES.pattern.match(path)
             dialect = self.rt.dialects.get(found["provider"]) if found else None

@@ -61,6 +61,8 @@ class Case:
     refused: bool = True
     #: A word the error body must contain (the field, parameter or header at fault).
     names: str | None = None
+    #: The request must be routed to ``route`` (not answered as an unknown path).
+    own_route: bool = False
 
     @property
     def id(self) -> str:
@@ -114,6 +116,13 @@ def cases() -> Iterator[Case]:
                                query={name: digit}, names=name)
         for name in params:
             yield Case(provider, route, f"10kb-{name}", path={name: "a" * 10_240})
+            if ":path}" not in route.path:
+                # The path as sent decides the route: an escaped slash or a long escaped
+                # UTF-8 id stays one segment, answered by this route (not "no such route").
+                for label, raw in (("escaped-slash", "a%2Fb"),
+                                   ("escaped-utf8", "%E2%82%AC" * 200)):
+                    yield Case(provider, route, f"{label}-{name}", path={name: raw},
+                               own_route=True)
         if route.operation is Operation.SUBMIT:
             for label, scenario in (("queue", "queue-" + "9" * 5000),
                                     ("expire-after", f"expire-after-{'9' * 400}s")):
@@ -242,6 +251,11 @@ def verdict(response: httpx.Response, case: Case) -> list[str]:
 async def test_hostile_input_gets_a_provider_shaped_4xx(world: World, case: Case) -> None:
     response = await send(world, case)
     wrong = verdict(response, case)
+    if case.own_route:
+        routed = world.app.state.wanmock.journal.entries[-1].operation
+        if routed != case.route.operation.value:
+            wrong.append(f"routed to {routed!r}, not {case.route.operation.value!r}: "
+                         f"{response.text[:200]!r}")
     if case.kind.startswith("huge-scenario") and response.status_code < 300:
         # accepted: the job it made must stay answerable (expire-after used to break polls)
         driver = DRIVERS[case.provider](world.http)

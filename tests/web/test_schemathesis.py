@@ -31,6 +31,10 @@ def test_the_fake_survives_schemathesis(case: schemathesis.Case) -> None:
     # made negative by such an "unknown parameter" sends a valid request and would call its
     # acceptance a fault (seen in CI: ``{'api_key_id': ..., '<random name>': []}``).
     assume(not any(value in ([], None) for value in (case.query or {}).values()))
+    # A path parameter that is empty or a dot segment is removed by the client's URL
+    # normalisation: the request goes to another path, not to this operation.
+    assume(not any(str(value) in ("", ".", "..")
+                   for value in (case.path_parameters or {}).values()))
     given = {name.lower() for name in case.headers or {}}
     missing = {name: value for name, value in PROTOCOL.items() if name.lower() not in given}
     case.call_and_validate(headers={**missing, "Authorization": f"Bearer {KEY}"})
