@@ -205,11 +205,11 @@ class SyncTimeout(ApiError):
 
     kind = "sync_timeout"
 
-    def __init__(self, job_id: str, deadline: float, polling_url: str) -> None:
+    def __init__(self, job_id: str, deadline: float, polling_url: str, async_hint: str) -> None:
         self.job_id = job_id
         super().__init__(
             f"the request exceeded the {deadline:g} s synchronous deadline; job {job_id} "
-            f"continues: poll {polling_url} or submit with ?async=true"
+            f"continues: poll {polling_url} or {async_hint}"
         )
 
 

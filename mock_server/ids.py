@@ -58,7 +58,7 @@ def diagnose(raw: bytes, *, tag: bytes) -> Diagnosis:
 
 
 #: A UUID as the providers that use them write it (lower case, hyphenated).
-UUID_PATTERN = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+UUID_PATTERN = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
 _UUID4 = ((6, 0xF0, 0x40), (8, 0xC0, 0x80))
 
 

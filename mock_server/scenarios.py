@@ -77,7 +77,7 @@ def _fail(plan: Plan, kind: str | None, drain: float) -> dict[str, Any]:
 
 def _form(name: str, written: tuple[str, ...], pattern: str,
           convert: Callable[[str], Any] | None, effect: Effect) -> Form:
-    return Form(name, written, re.compile(rf"^{pattern}$", re.ASCII), convert, effect)
+    return Form(name, written, re.compile(rf"^{pattern}\Z", re.ASCII), convert, effect)
 
 
 FORMS: tuple[Form, ...] = (

@@ -38,7 +38,8 @@ def test_every_domain_error_renders_in_the_providers_error_shape(
                errors.BodyTooLarge("big"), errors.MalformedBody("not json"),
                errors.UnsupportedMediaType("text"), errors.JobForbidden("x"),
                errors.NotReady("x", "queued"), errors.NotCancellable("x", "running", ["queued"]),
-               errors.SyncTimeout("x", 100, "http://h/x"), errors.UnknownModel("m", ["n"]),
+               errors.SyncTimeout("x", 100, "http://h/x", "submit without waiting"),
+               errors.UnknownModel("m", ["n"]),
                errors.InvalidRequest([errors.Violation("prompt", "required", "needed")]),
                errors.StateUnavailable("redis down")]
     assert {e.kind for e in samples} == _kinds(), "a new error kind needs a sample here"

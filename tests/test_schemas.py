@@ -116,7 +116,7 @@ def test_job_schema_requires_urls_only_when_succeeded() -> None:
                                            "unsigned_urls": ["https://a"]})
 
 
-@pytest.mark.parametrize("provider", ["therouter", "runcomfy"])
+@pytest.mark.parametrize("provider", ["dashscope", "therouter", "runcomfy"])
 def test_the_fast_validator_agrees_with_jsonschema(provider: str) -> None:
     """check() trusts the Rust validator's "valid"; both must agree on every generated body."""
     from hypothesis import given, settings
@@ -136,3 +136,32 @@ def test_the_fast_validator_agrees_with_jsonschema(provider: str) -> None:
             body = json.loads(example.path.read_text())
             assert schemas._fast(example.schema).is_valid(body) == (
                 not list(schemas.validator(example.schema).iter_errors(body)))
+
+
+@pytest.mark.parametrize("name", ["dashscope/submit-request", "therouter/submit-request"])
+def test_a_pattern_ends_at_the_end_of_the_string_in_both_validators(name: str) -> None:
+    """JSON Schema's "$" is the end of the string; Python's also matched before a final newline,
+    so jsonschema alone passed "1024*1024\n" that the compiled validator refused."""
+    size = {"dashscope/submit-request": "1024*1024", "therouter/submit-request": "1024x1024"}[name]
+    body = {"model": "m", "prompt": "x", "size": size}
+    if name.startswith("dashscope"):
+        body = {"model": "m", "input": {"prompt": "x"}, "parameters": {"size": size}}
+    assert schemas.check(name, body) == []
+    text = json.dumps(body).replace(size, size + "\\n")
+    issues = schemas.check(name, json.loads(text))
+    assert [issue.rule for issue in issues] == ["pattern"], issues
+    assert list(schemas.validator(name).iter_errors(json.loads(text)))  # jsonschema too
+
+
+def test_a_body_the_two_validators_disagree_on_is_never_called_valid(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    class Refuses:
+        def is_valid(self, _: object) -> bool:
+            return False
+
+    body = {"prompt": "x"}
+    assert schemas.check("runcomfy/submit-request", body) == []
+    monkeypatch.setattr(schemas, "_fast", lambda name: Refuses())
+    (issue,) = schemas.check("runcomfy/submit-request", body)
+    assert issue.rule == "schema" and "compiled validator refuses it" in issue.message
+

@@ -85,7 +85,7 @@ def compile_path(path: str) -> tuple[re.Pattern[str], tuple[str, ...]]:
         names.append(name)
         last = match.end()
     parts.append(re.escape(path[last:]))
-    return re.compile("^" + "".join(parts) + "$"), tuple(names)
+    return re.compile("^" + "".join(parts) + r"\Z"), tuple(names)
 
 
 def template(path: str) -> str:
@@ -124,7 +124,7 @@ class Route:
         pattern = _PARAM_PATTERNS.get((self.path, name))
         if pattern is None:
             declared = self.path_params.get(name, {}).get("pattern")
-            pattern = _PARAM_PATTERNS[(self.path, name)] = re.compile(declared or "")
+            pattern = _PARAM_PATTERNS[(self.path, name)] = schemas.ecma_regex(declared or "")
         return pattern.search(value) is not None
 
 
@@ -319,6 +319,9 @@ class Dialect(Protocol):
 @runtime_checkable
 class Synchronous(Protocol):
     """A provider whose submit can wait for the job (:meth:`Dialect.sync_deadline` not None)."""
+
+    #: How to submit without waiting, in the provider's words (said when the deadline passes).
+    async_hint: ClassVar[str]
 
     def render_sync(self, view: JobView, links: Links) -> Reply:
         """The answer to a synchronous submit: the job ended, or the deadline passed."""

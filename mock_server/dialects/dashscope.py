@@ -145,12 +145,13 @@ _STATUS = {
 #: its 24 h, is no longer listed).
 _LISTED = {word: phase for phase, word in _STATUS.items() if phase is not Phase.EXPIRED}
 _PAGE_SIZE = (1, 100)
-_STAMP_RE = re.compile(r"^[0-9]{14}$")
+_PAGE_NO_MAX = 999_999_999
+_STAMP_RE = re.compile(r"^[1-9][0-9]{13}\Z")  # a year before 1000 is refused, as documented
 #: What the route documents for a time (days 29-31 are accepted too, where the month has them).
 _TIME_PATTERN = (r"^[1-9][0-9]{3}(0[1-9]|1[0-2])(0[1-9]|1[0-9]|2[0-8])([01][0-9]|2[0-3])"
                  r"[0-5][0-9][0-5][0-9]$")
 _LIST_QUERY: dict[str, tuple[Mapping[str, Any], str]] = {
-    "page_no": ({"type": "integer", "minimum": 1, "maximum": 999_999_999, "default": 1},
+    "page_no": ({"type": "integer", "minimum": 1, "maximum": _PAGE_NO_MAX, "default": 1},
                 "page number, from 1"),
     "page_size": ({"type": "integer", "minimum": _PAGE_SIZE[0], "maximum": _PAGE_SIZE[1],
                    "default": 10}, "tasks per page"),
@@ -222,6 +223,7 @@ class DashScope:
     models: ClassVar[tuple[str, ...]] = MODELS
     path_prefixes: ClassVar[tuple[str, ...]] = ("/api/v1/",)
     route_not_found_schema: ClassVar[str] = _ERROR
+    async_hint: ClassVar[str] = "submit with the header X-DashScope-Async: enable"
     stamp_prefix: ClassVar[bytes] = _STAMP_PREFIX
     stamp_placeholder: ClassVar[bytes] = _STAMP.encode()
     error_schema: ClassVar[str] = _ERROR
@@ -432,7 +434,7 @@ class DashScope:
                 raise InvalidRequest([Violation(unknown[0][:40], "additionalProperties", (
                     f"unknown query parameter {unknown[0][:40]!r}; known: "
                     f"{', '.join(_LIST_QUERY)}"))])
-        page_no = _whole(query, "page_no", 1, 1, None)
+        page_no = _whole(query, "page_no", 1, 1, _PAGE_NO_MAX)
         page_size = _whole(query, "page_size", 10, *_PAGE_SIZE)
         since, until = self._when(query, "start_time"), self._when(query, "end_time")
         status = query.get("status")
@@ -523,20 +525,20 @@ class DashScope:
         return stamp.strftime("%Y-%m-%d %H:%M:%S.") + f"{stamp.microsecond // 1000:03d}"
 
 
-def _whole(query: Mapping[str, str], name: str, default: int, low: int, high: int | None
-           ) -> int:
+def _whole(query: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
     """An integer query parameter within ``[low, high]`` (InvalidParameter naming it)."""
     text = query.get(name)
     if text is None:
         return default
-    if not (text.isascii() and text.isdigit()) or len(text) > 9:
+    digits = text[1:] if text[:1] in ("+", "-") else text
+    if not (digits.isascii() and digits.isdigit()):
         raise InvalidRequest([Violation(name, "type", (
             f"{name} must be an integer; got {text[:40]!r}"))])
-    value = int(text)
-    if value < low or (high is not None and value > high):
-        bound = f"{low}..{high}" if high is not None else f"at least {low}"
+    # Past 12 digits the value is beyond every bound: judged by its sign, never converted.
+    value = int(text) if len(digits) <= 12 else -(10**12) if text[0] == "-" else 10**12
+    if not low <= value <= high:
         raise InvalidRequest([Violation(name, "minimum" if value < low else "maximum", (
-            f"{name} must be {bound}; got {value}"))])
+            f"{name} must be {low}..{high}; got {text[:40]}"))])
     return value
 
 

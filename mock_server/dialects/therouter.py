@@ -72,7 +72,7 @@ class TheRouterOptions:
     reject_unknown_fields: bool = True
 
 MODEL = "wan/wan2.2-t2i-flash"
-_ID = re.compile(r"^img_[0-9A-Za-z]{26}$")
+_ID = re.compile(r"^img_[0-9A-Za-z]{26}\Z")
 _STATUS = {
     Phase.QUEUED: "queued",
     Phase.RUNNING: "in_progress",
@@ -124,6 +124,7 @@ class TheRouter:
     models: ClassVar[tuple[str, ...]] = (MODEL,)
     path_prefixes: ClassVar[tuple[str, ...]] = ("/v1/images/", "/v1/jobs")
     route_not_found_schema: ClassVar[str] = "therouter/route-not-found"
+    async_hint: ClassVar[str] = "submit with ?async=true"
     error_schema: ClassVar[str] = "therouter/error"
     routes: ClassVar[tuple[Route, ...]] = (
         Route(Operation.SUBMIT, "POST", "/v1/images/generations", "Submit a text-to-image job",

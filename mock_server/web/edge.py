@@ -128,9 +128,18 @@ class _Match(NamedTuple):
 
 
 def _headers(scope: Scope) -> dict[str, str]:
-    """Request headers by lower-case name; the first one wins, as in Starlette."""
-    return {name.decode("latin-1"): value.decode("latin-1")
-            for name, value in reversed(scope["headers"])}
+    """Request headers by lower-case name. A name sent more than once is one value, the values
+    joined by ", " (RFC 9110 §5.3): a second, different value cannot hide behind a valid first.
+    """
+    sent = scope["headers"]
+    found = {name.decode("latin-1"): value.decode("latin-1") for name, value in sent}
+    if len(found) < len(sent):
+        found = {}
+        for name, value in sent:
+            key = name.decode("latin-1")
+            text = value.decode("latin-1")
+            found[key] = f"{found[key]}, {text}" if key in found else text
+    return found
 
 
 def short(path: str) -> str:
@@ -270,13 +279,17 @@ class Edge:
                 await self._journal(match, scope, owner, now, started, outcome)
 
     def _query(self, raw: bytes) -> Mapping[str, str]:
-        """The query parameters as Starlette reads them (the last value of a name wins)."""
+        """The query parameters. A name given more than once is one value, the values joined
+        by "," (as Spring reads them): a typed parameter given twice is refused naming it,
+        never silently read as its first or last value."""
         if not raw:
             return _NO_QUERY
         query = self._queries.get(raw)
         if query is None:
-            query = MappingProxyType(dict(parse_qsl(raw.decode("latin-1"),
-                                                    keep_blank_values=True)))
+            pairs: dict[str, str] = {}
+            for name, value in parse_qsl(raw.decode("latin-1"), keep_blank_values=True):
+                pairs[name] = f"{pairs[name]},{value}" if name in pairs else value
+            query = MappingProxyType(pairs)
             if len(raw) <= _MATCH_KEPT:
                 if len(self._queries) >= 256:
                     self._queries.clear()

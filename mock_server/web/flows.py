@@ -110,7 +110,8 @@ async def submit(exchange: Exchange) -> Outcome:
     assert isinstance(dialect, Synchronous)
     view = await _wait_terminal(rt.engine, exchange, view, owner, exchange.now + wait)
     if not view.phase.terminal:
-        late = SyncTimeout(view.id, wait, dialect.polling_url(links.base, view.id))
+        late = SyncTimeout(view.id, wait, dialect.polling_url(links.base, view.id),
+                           dialect.async_hint)
         return answer(exchange, late, view=view, decision=decision)
     return Outcome(dialect.render_sync(view, links), view=view, decision=decision)
 

@@ -29,7 +29,7 @@ from .memo import Memo
 __all__ = ["Runtime", "bearer_key", "owner_of", "valid_host"]
 
 #: A Host header worth writing into URLs: a DNS name or IPv4 address, or [IPv6], and a port.
-_HOST = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}\.?)*|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$")
+_HOST = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}\.?)*|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?\Z")
 
 
 def owner_of(api_key: str) -> str:
@@ -40,10 +40,13 @@ def owner_of(api_key: str) -> str:
 
 
 def bearer_key(header: str) -> str | None:
-    """The key in an ``Authorization: Bearer <key>`` value, or ``None`` if malformed."""
+    """The key in an ``Authorization: Bearer <key>`` value, or ``None`` if malformed (no key,
+    or one with a space or a comma inside: two Authorization headers arrive joined by ", ")."""
     scheme, _, key = header.partition(" ")
     key = key.strip()
-    return key if scheme.lower() == "bearer" and key else None
+    if scheme.lower() != "bearer" or not key or "," in key or " " in key:
+        return None
+    return key
 
 
 def valid_host(host: str | None) -> bool:

@@ -103,6 +103,9 @@ def cases() -> Iterator[Case]:
             if "string" in _types(schema):
                 yield Case(provider, route, f"lone-surrogate-in-{name}", names=name,
                            fields={name: json.dumps("x\ud800y")})  # the raw \ud800 escape
+            if "pattern" in schema:  # its documented default, with a final newline
+                yield Case(provider, route, f"trailing-newline-in-{name}", names=name,
+                           fields={name: json.dumps(schema["default"] + "\n")})
             if "integer" in _types(schema):
                 for label, number in (("5000-digits", "9" * 5000), ("1e400", "1e400")):
                     yield Case(provider, route, f"huge-{name}-{label}", names=name,
@@ -119,8 +122,12 @@ def cases() -> Iterator[Case]:
             if ":path}" not in route.path:
                 # The path as sent decides the route: an escaped slash or a long escaped
                 # UTF-8 id stays one segment, answered by this route (not "no such route").
+                # "{job}": the provider's real job id (a regex's "$" matches before a final
+                # newline: the id with %0A once passed the id check, then crashed a parser).
                 for label, raw in (("escaped-slash", "a%2Fb"),
-                                   ("escaped-utf8", "%E2%82%AC" * 200)):
+                                   ("escaped-utf8", "%E2%82%AC" * 200),
+                                   ("trailing-newline", "{job}%0A"),
+                                   ("trailing-crlf", "{job}%0D%0A")):
                     yield Case(provider, route, f"{label}-{name}", path={name: raw},
                                own_route=True)
         if route.operation is Operation.SUBMIT:
@@ -185,7 +192,7 @@ def valid_request(world: World, case: Case
         name = match.group(1)
         schema = route.path_params.get(name, {})
         if name in case.path:
-            return case.path[name]
+            return case.path[name].replace("{job}", world.jobs[case.provider])
         return str(schema["enum"][0]) if "enum" in schema else world.jobs[case.provider]
 
     path = _PARAM.sub(fill, route.path)

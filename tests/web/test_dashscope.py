@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import re
 import uuid
@@ -16,6 +17,7 @@ from PIL import Image
 from starlette.applications import Starlette
 
 from tests.conftest import Checked
+from tests.support import until_waiting
 from wanmock import schemas
 from wanmock.server import FakeClock
 
@@ -87,6 +89,7 @@ async def test_long_prompts_are_truncated_not_refused(http: Checked) -> None:
     ({"input": {"prompt": "x"}}, 400, "BadRequest.EmptyModel", "model"),
     (body(size="1440*1440"), 400, "InvalidParameter", "parameters.size"),
     (body(size="1024x1024"), 400, "InvalidParameter", "parameters.size"),
+    (body(size="1024*1024\n"), 400, "InvalidParameter", "parameters.size"),  # $ is the end
     (body(n=5), 400, "InvalidParameter", "parameters.n"),
     (body(prompt_extent=True), 400, "InvalidParameter", "parameters.prompt_extent"),
     ({**body(), "model": "wan9"}, 404, "ModelNotFound", "wan9"),
@@ -245,14 +248,39 @@ async def test_task_list_pages_newest_first_per_key_with_filters(
     ({"page_no": "0"}, "page_no"), ({"page_no": "x"}, "page_no"),
     ({"start_time": "2025-01-08"}, "start_time"), ({"end_time": "20251301000000"}, "end_time"),
     ({"status": "DONE"}, "status"), ({"status": "UNKNOWN"}, "status"),
-    ({"pagesize": "5"}, "pagesize"),
+    ({"pagesize": "5"}, "pagesize"), ({"start_time": "00010101000000"}, "start_time"),
+    ({"page_no": "-1"}, "page_no must be 1..999999999"),
+    ({"page_no": "1000000000"}, "page_no must be 1..999999999"),
+    ({"page_size": "99999999999"}, "page_size must be 1..100"),
+    ({"page_size": "-" + "9" * 400}, "page_size must be 1..100"),
+    ([("page_no", "1"), ("page_no", "2")], "page_no must be an integer; got '1,2'"),
 ])
 async def test_task_list_refuses_bad_parameters_naming_them(
-        http: Checked, query: dict[str, str], named: str) -> None:
+        http: Checked, query: Any, named: str) -> None:
     answer = await http.get("/api/v1/tasks", params=query)
     error = answer.json()
     assert answer.status_code == 400 and error["code"] == "InvalidParameter", answer.text
     assert error["message"].startswith(f"{named}") or named in error["message"]
+
+
+async def test_a_protocol_header_sent_twice_is_one_value_and_refused(http: Checked) -> None:
+    """RFC 9110 §5.3: a second, bad value cannot hide behind a valid first one."""
+    twice = [("X-DashScope-Async", "enable"), ("X-DashScope-Async", "garbage")]
+    answer = await http.post(SUBMIT, json=body(), headers=twice)
+    assert answer.status_code == 400 and "'enable, garbage'" in answer.json()["message"]
+    assert (await http.post(SUBMIT, json=body(), headers=twice[:1])).status_code == 200
+
+
+async def test_a_late_synchronous_call_says_how_to_ask_dashscope_for_a_task(
+        http: Checked, clock: FakeClock) -> None:
+    request = asyncio.create_task(
+        http.post(SUBMIT, json=body(), headers={"X-Wanmock-Scenario": "stuck"}))
+    await until_waiting(clock)
+    clock.advance(300)  # the synchronous deadline
+    late = await request
+    message = late.json()["message"]
+    assert late.status_code == 408 and "X-DashScope-Async: enable" in message, late.text
+    assert "?async=true" not in message
 
 
 async def test_task_list_needs_a_key_and_is_journaled(

@@ -10,6 +10,7 @@ import pytest
 from starlette.applications import Starlette
 
 from tests.conftest import Checked
+from tests.support import until_waiting
 from wanmock.server import FakeClock
 
 pytestmark = pytest.mark.anyio
@@ -20,14 +21,6 @@ SUBMIT = "/v1/images/generations"
 
 def body(**extra: object) -> dict[str, object]:
     return {"model": MODEL, "prompt": "a red fox", **extra}
-
-
-async def until_waiting(clock: FakeClock, count: int = 1) -> None:
-    for _ in range(100):
-        if clock.pending >= count:
-            return
-        await asyncio.sleep(0)
-    raise AssertionError("the sync request never waited on the clock")
 
 
 async def test_submit_answers_the_documented_202(http: Checked) -> None:
@@ -62,7 +55,7 @@ async def test_sync_mode_times_out_at_the_edge_deadline_and_the_job_goes_on(
     answer = await request
     assert answer.status_code == 504
     message = answer.json()["error"]["message"]
-    assert "100 s" in message
+    assert "100 s" in message and "?async=true" in message
     job_id = re.search(r"img_[0-9A-Za-z]{26}", message).group(0)  # type: ignore[union-attr]
     clock.advance(100)
     assert (await http.get(f"/v1/jobs/{job_id}")).json()["status"] == "succeeded"
@@ -173,3 +166,16 @@ async def test_size_n_and_seed_round_trip(http: Checked, clock: FakeClock) -> No
     assert len(urls) == 2
     for url in urls:
         assert Image.open(io.BytesIO((await http.get(url)).content)).size == (768, 1280)
+
+
+async def test_two_authorization_headers_are_refused_not_one_of_them_chosen(
+        http: Checked) -> None:
+    twice = [("authorization", "Bearer test-key"), ("authorization", "Bearer other-key")]
+    answer = await http.post(SUBMIT, params={"async": "true"}, json=body(), headers=twice)
+    assert answer.status_code == 401 and "malformed" in answer.json()["error"]["message"]
+
+
+async def test_a_query_parameter_given_twice_is_refused_naming_it(http: Checked) -> None:
+    answer = await http.post(SUBMIT, params=[("async", "true"), ("async", "false")], json=body())
+    assert answer.status_code == 400 and answer.json()["error"]["param"] == "async"
+    assert "'true,false'" in answer.json()["error"]["message"]
