@@ -31,6 +31,7 @@ from .base import (
     Stamped,
     SubmitInput,
     Synchronous,
+    retry_after_header,
     unstamped,
 )
 from .dashscope import DashScope
@@ -56,6 +57,7 @@ __all__ = [
     "Synchronous",
     "TheRouter",
     "default_registry",
+    "retry_after_header",
     "unstamped",
 ]
 

@@ -14,6 +14,7 @@ module and its ``schemas/<name>/`` folder names the provider. The HTTP layer own
 from __future__ import annotations
 
 import json
+import math
 import random
 import re
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -58,6 +59,7 @@ __all__ = [
     "error_headers",
     "error_responses",
     "iso8601",
+    "retry_after_header",
     "schema_violations",
     "template",
     "unstamped",
@@ -419,8 +421,14 @@ def error_headers(error: ApiError) -> dict[str, str]:
         headers["allow"] = ", ".join(error.allowed)
     if isinstance(error, RateLimited | InjectedFault | BudgetExceeded | StateUnavailable) and (
             error.retry_after is not None):
-        headers["retry-after"] = str(max(1, round(error.retry_after)))
+        headers["retry-after"] = retry_after_header(error.retry_after)
     return headers
+
+
+def retry_after_header(seconds: float) -> str:
+    """A ``Retry-After`` value: whole seconds, rounded *up* (at least 1) — a client that waits
+    what it is told must never come back before the window ends (40.4 s is said as 41)."""
+    return str(max(1, math.ceil(seconds)))
 
 
 _COMPACT = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)

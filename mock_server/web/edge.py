@@ -18,7 +18,6 @@ is not an error at all.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from http import HTTPStatus
@@ -28,7 +27,7 @@ from urllib.parse import parse_qsl, unquote_to_bytes
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ..dialects import Dialect, Reply, Route, Stamped
+from ..dialects import Dialect, Reply, Route, Stamped, retry_after_header
 from ..errors import (
     ApiError,
     BudgetExceeded,
@@ -339,7 +338,7 @@ class Edge:
         seconds = self.rt.retry_after(float(value))
         if seconds == float(value):
             return reply
-        headers = {**reply.headers, "retry-after": str(max(1, math.ceil(seconds)))}
+        headers = {**reply.headers, "retry-after": retry_after_header(seconds)}
         return Reply(reply.status, reply.body, headers, reply.schema)
 
     async def _journal(self, match: _Match, scope: Scope, owner: str | None, now: float,

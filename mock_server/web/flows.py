@@ -9,7 +9,15 @@ import math
 from collections.abc import Mapping
 from typing import NamedTuple
 
-from ..dialects import Contents, Listing, Reply, Results, SubmitInput, Synchronous
+from ..dialects import (
+    Contents,
+    Listing,
+    Reply,
+    Results,
+    SubmitInput,
+    Synchronous,
+    retry_after_header,
+)
 from ..engine import Engine, Plan
 from ..errors import (
     ApiError,
@@ -268,7 +276,7 @@ async def download(exchange: Exchange) -> Outcome:
     if decision.fault is not None and decision.fault.status is not None:
         status = decision.fault.status
         code = "SlowDown" if status == 429 else "ServiceUnavailable"
-        headers = ({"retry-after": str(max(1, round(decision.retry_after)))}
+        headers = ({"retry-after": retry_after_header(decision.retry_after)}
                    if decision.retry_after is not None else {})
         return Outcome(_xml(status, code, f"injected by wanmock: {decision.fault}", headers),
                        job_id=job_id, phase=phase, decision=decision)

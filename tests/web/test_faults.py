@@ -53,6 +53,33 @@ async def test_429_and_503_carry_retry_after(raw: Driver) -> None:
     assert accepted.status_code in (200, 202)
 
 
+@pytest.mark.parametrize(("given", "said"), [(2.5, "3"), (3.3, "4"), (0.2, "1"), (7.0, "7")])
+async def test_a_fractional_retry_after_is_said_rounded_up(raw: Driver, given: float,
+                                                          said: str) -> None:
+    """A client that waits exactly what it is told must not come back early (40.4 s was said
+    as 40, then the journal judged the obedient client against 40.4)."""
+    await script(raw.http, {"fault": "http-429", "retry_after": given}, operation="submit")
+    assert (await raw.submit()).headers["retry-after"] == said
+
+
+async def test_a_client_obeying_a_rate_limit_window_to_the_second_is_not_refused_again(
+    make_app: Callable[..., Starlette], connect: Callable[..., Checked], clock: FakeClock
+) -> None:
+    from wanmock.contracts import assertions
+
+    app = make_app(rate_limit={"poll": "2/60"})
+    driver = DRIVERS["therouter"](connect(app))
+    job = driver.job_id(await driver.submit())
+    clock.advance(0.6)  # the window's end is not a whole number of seconds away
+    statuses = []
+    for _ in range(4):
+        answer = await driver.status(job)
+        statuses.append(answer.status_code)
+        clock.advance(float(answer.headers["retry-after"]) if answer.status_code == 429 else 5)
+    assert statuses == [200, 200, 429, 200]
+    assertions.assert_honoured_retry_after(app.state.wanmock.journal)
+
+
 async def test_an_error_fault_on_submit_creates_no_job(raw: Driver, app: Starlette) -> None:
     await script(raw.http, "http-502", operation="submit")
     assert (await raw.submit()).status_code == 502
