@@ -301,7 +301,7 @@ class DashScope:
     def parse_id(self, job_id: str) -> bytes:
         raw = uuid_bytes(job_id)
         if raw is None:
-            raise MalformedId(f"{job_id[:80]!r} is not a task_id (expected a UUID)")
+            raise MalformedId(f"{job_id[:80]!r} is not a task_id (expected a lower-case UUID)")
         return raw
 
     def polling_url(self, base: str, job_id: str) -> str:

@@ -198,8 +198,10 @@ class TheRouter:
         if not _ID.match(job_id):
             raise MalformedId(f"{job_id[:80]!r} is not a job id (expected img_ + 26 letters "
                               "or digits)")
+        if not job_id[4:].isupper() and not job_id[4:].isdigit():
+            return b""  # ids are case-sensitive: not as issued, so not one wanmock issued
         try:
-            return base32.decode(job_id[4:].upper())
+            return base32.decode(job_id[4:])
         except ValueError:
             return b""  # well formed for the provider, but not one wanmock can have issued
 

@@ -107,6 +107,20 @@ async def test_an_id_of_another_run_is_not_a_typo(provider: str) -> None:
     assert {restarted.status_code, typo.status_code, forgotten.status_code} <= {200, 400, 404}
 
 
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_an_id_in_the_wrong_case_is_a_typo_not_a_forgotten_job(app: Starlette,
+                                                                     provider: str) -> None:
+    """Ids are case-sensitive; TheRouter's decoded case-blind and called it evicted."""
+    async with raw_client(app, authorization="Bearer k") as http:
+        driver = DRIVERS[provider](http)
+        job = driver.job_id(await driver.submit())
+        swapped = job.swapcase().replace("IMG_", "img_")
+        answer = await driver.status(swapped)
+    assert answer.status_code in (400, 404)
+    assert "does not exist any more" not in answer.text
+    assert "no wanmock server issued this id" in answer.text or "lower-case UUID" in answer.text
+
+
 async def test_ids_are_random_without_a_seed_and_reproducible_with_one() -> None:
     ids = []
     for seed in (None, None, 5, 5):
