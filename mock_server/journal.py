@@ -16,7 +16,8 @@ Classification of each request, the vocabulary of every verdict:
   error (5xx, 429, a dropped, empty or corrupted body): a client's, or its HTTP library's,
   second try. Not a poll;
 * a **poll** — any other status request;
-* ``poll-after-terminal`` — a status request after the client was shown a terminal status;
+* ``poll-after-terminal`` — a status request after the client was shown a terminal status (by
+  an answer that reached it intact: a dropped, cut, malformed or empty body shows nothing);
 * ``ignored-retry-after`` — a request sooner than a ``Retry-After`` this key was given;
 * ``result-before-success`` — a result/content fetch before the job succeeded;
 * ``poll-after-cancel`` — a status request after the client's own cancel was accepted.
@@ -410,7 +411,8 @@ class Journal:
                     summary.fastest_retry = Evidence(now, f"{where} {gap:.3f} s after an error "
                                                      "answer")
         if job is not None:
-            self._judge_job(job, who, op, status, phase, now, where, retry, finished_at, flags)
+            self._judge_job(job, who, op, status, phase, now, where, retry, finished_at, flags,
+                            fault is not None and fault in _BODY_FAULTS)
             if ignored is not None:
                 job.ignored_retry_after += 1
                 if job.first_ignored_retry_after is None:
@@ -439,7 +441,7 @@ class Journal:
 
     def _judge_job(self, job: JobSummary, who: KeySummary | None, op: Operation | None,
                    status: int, phase: Phase | None, now: float, where: _Where, retry: bool,
-                   finished_at: float | None, flags: list[str]) -> None:
+                   finished_at: float | None, flags: list[str], corrupted: bool) -> None:
         job.last_request_at = now
         if op is Operation.SUBMIT:
             job.submitted_at = now
@@ -489,7 +491,9 @@ class Journal:
             job.cancels += 1
             if status < 400 and phase is Phase.CANCELLED and job.cancelled_at is None:
                 job.cancelled_at = now
-        if (phase is not None and phase.terminal and status < 400
+        # Shown only by an answer that reached the client intact: a dropped, cut, malformed or
+        # empty body told it nothing, and its next request is a retry, not a poll too many.
+        if (phase is not None and phase.terminal and status < 400 and not corrupted
                 and job.terminal_seen_at is None and op is not Operation.DOWNLOAD):
             job.terminal_seen_at = now
             job.terminal_phase = str(phase)
