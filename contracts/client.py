@@ -434,7 +434,8 @@ def _before_any_job(journal: Journal, thresholds: Thresholds,
     job_gaps = [j.min_retry_gap for j in jobs if j.min_retry_gap is not None]
     for key in keys:
         gap, evidence = key.min_retry_gap, key.fastest_retry
-        if (gap is not None and evidence is not None and gap < thresholds.min_retry_backoff
+        if (gap is not None and evidence is not None
+                and assertions.shorter(gap, thresholds.min_retry_backoff)
                 and gap not in job_gaps):
             problems.append(Problem(
                 "retry-backoff", f"the client retried {gap:.3f} s after an error answer (at "
@@ -456,7 +457,7 @@ def _gave_up_early(journal: Journal, thresholds: Thresholds,
         if stopped is None:
             continue
         waited = stopped - job.submitted_at
-        if waited < thresholds.min_give_up:
+        if assertions.shorter(waited, thresholds.min_give_up):
             how = ("cancelled job" if stopped == job.cancelled_at
                    else "stopped waiting for job")
             return Problem(
