@@ -23,6 +23,7 @@ __all__ = [
     "assert_fetched_result_only_after_success",
     "assert_gave_up_by",
     "assert_honoured_retry_after",
+    "assert_listed_no_faster_than",
     "assert_polled_no_faster_than",
     "assert_stopped_polling_at_terminal",
     "shorter",
@@ -104,6 +105,23 @@ def assert_polled_no_faster_than(journal: Journal, seconds: float,
                 f"job {summary.job_id} was polled {fastest:.3f} s apart"
                 f"{_where(summary, summary.fastest_poll)}; the client should wait at least "
                 f"{seconds:g} s between polls (threshold: minimum poll interval)")
+
+
+def assert_listed_no_faster_than(journal: Journal, seconds: float,
+                                 started_at: float = 0.0) -> None:
+    """Consecutive task-list requests of a key were at least ``seconds`` apart: listing is
+    polling every job at once (pages fetched at one instant are one list). Times in the message
+    are offsets from ``started_at`` (lists address no job to count from)."""
+    for key in _keys(journal):
+        fastest = key.min_list_interval
+        if fastest is not None and shorter(fastest, seconds):
+            evidence = key.fastest_list
+            where = (f" (at t+{evidence.at - started_at:.1f} s: {evidence.detail})"
+                     if evidence else "")
+            raise AssertionError(
+                f"the client listed its tasks {fastest:.3f} s apart{where}; a list is a poll of "
+                f"every job, wait at least {seconds:g} s between lists (threshold: minimum poll "
+                "interval)")
 
 
 def assert_honoured_retry_after(journal: Journal, job_id: str | None = None) -> None:

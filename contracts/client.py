@@ -319,7 +319,7 @@ class _Stage:
             _judge(self.scenario, outcome[0], journal, provider, thresholds, start, end,
                    self._abandoned(end)),
             journal.total, end - start,
-            polls=sum(k.polls for k in keys), retries=sum(k.retries for k in keys),
+            polls=sum(k.polls + k.lists for k in keys), retries=sum(k.retries for k in keys),
             job_ids=tuple(s.job_id for s in journal.jobs()))
 
     def _settle(self, server: TrackedServer) -> None:
@@ -408,6 +408,12 @@ def _judge(scenario: Scenario, outcome: str, journal: Journal, provider: str,
                 problems.append(Problem(rule, str(exc), threshold, limit))
                 break
     problems.extend(_before_any_job(journal, thresholds, started_at))
+    try:
+        assertions.assert_listed_no_faster_than(journal, thresholds.min_poll_interval,
+                                                started_at)
+    except AssertionError as exc:
+        problems.append(Problem("poll-interval", str(exc), "min_poll_interval",
+                                thresholds.min_poll_interval))
     if not outcome.startswith("hung"):
         early = _gave_up_early(journal, thresholds, abandoned)
         if early is not None:

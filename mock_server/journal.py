@@ -62,6 +62,9 @@ RETRY = "retry"
 #: Every client-behaviour violation a flag can name.
 VIOLATIONS = (POLL_AFTER_TERMINAL, IGNORED_RETRY_AFTER, RESULT_BEFORE_SUCCESS, POLL_AFTER_CANCEL)
 
+#: Simulated seconds within which two task-list requests are pages of one list.
+_SAME_INSTANT = 1e-6
+
 #: Faults after which the client saw no usable answer (its next request is a retry).
 _BODY_FAULTS = frozenset({FaultKind.DROP, FaultKind.TRUNCATED_JSON, FaultKind.MALFORMED_JSON,
                           FaultKind.EMPTY_BODY, FaultKind.TIMEOUT})
@@ -188,6 +191,13 @@ class KeySummary:
     not_before: float | None = None
     #: The last error answer to a request of this key that addressed no job (a submit).
     error_at: float | None = None
+    #: Task-list requests (not retries): listing is polling every job of the key at once, so
+    #: consecutive lists are judged like polls. Pages fetched at one simulated instant are one
+    #: list (time only moves when the client waits).
+    lists: int = 0
+    last_list_at: float | None = None
+    min_list_interval: float | None = None
+    fastest_list: Evidence | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -421,6 +431,8 @@ class Journal:
                 job.faults += 1
         elif op is Operation.STATUS and who is not None and not retry:
             who.polls += 1
+        elif op is Operation.LIST and who is not None and not retry:
+            self._judge_list(who, now, where)
         # Remember what this answer tells the next request.
         if scope is not None and (scope.error_at is not None or status >= 429 or status == 0
                                   or fault is not None):
@@ -502,6 +514,17 @@ class Journal:
             tally.observe(job.provider or "", "polls_per_job", job.polls)
             if finished_at is not None and op is not Operation.SUBMIT:
                 tally.observe(job.provider or "", "notice_lag", max(0.0, now - finished_at))
+
+    @staticmethod
+    def _judge_list(who: KeySummary, now: float, where: _Where) -> None:
+        who.lists += 1
+        last, who.last_list_at = who.last_list_at, now
+        if last is None or now - last <= _SAME_INSTANT:
+            return  # the first list, or another page of the same one
+        gap = now - last
+        if who.min_list_interval is None or gap < who.min_list_interval:
+            who.min_list_interval = gap
+            who.fastest_list = Evidence(now, f"{where} {gap:.3f} s after the previous list")
 
     def _tally(self, provider: str, phase: Phase | None, fault: str | None, key: str | None,
                flags: list[str]) -> None:

@@ -126,3 +126,16 @@ def test_waiting_exactly_the_threshold_passes_and_measurably_less_fails(limit: f
     with pytest.raises(AssertionError, match="give-up time"):
         a.assert_gave_up_by(journal_of((Operation.SUBMIT, 0, {}),
                                        (Operation.STATUS, limit + 1e-4, {})), limit)
+
+
+def test_listing_tasks_is_polling_and_pages_at_one_instant_are_one_list() -> None:
+    # known good: every 5 s, three pages fetched back to back
+    good = journal_of(*[(Operation.LIST, t, {"job_id": None}) for t in (0, 0, 0, 5, 5, 10)])
+    a.assert_listed_no_faster_than(good, 5)
+    assert good.key("k").lists == 6  # type: ignore[union-attr]
+    # known bad: a list every 0.05 s
+    bad = journal_of(*[(Operation.LIST, i * 0.05, {"job_id": None}) for i in range(100)])
+    with pytest.raises(AssertionError, match=r"listed its tasks 0.050 s apart \(at t\+[0-9.]+ s: "
+                                             r"GET /x.*"
+                                             r"wait at least 1 s.*minimum poll interval"):
+        a.assert_listed_no_faster_than(bad, 1)
