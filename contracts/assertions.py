@@ -18,13 +18,27 @@ from __future__ import annotations
 from wanmock.server.journal import Evidence, JobSummary, Journal, KeySummary
 
 __all__ = [
+    "TOLERANCE",
     "assert_backed_off_on_5xx",
     "assert_fetched_result_only_after_success",
     "assert_gave_up_by",
     "assert_honoured_retry_after",
+    "assert_listed_no_faster_than",
     "assert_polled_no_faster_than",
     "assert_stopped_polling_at_terminal",
+    "shorter",
 ]
+
+
+#: Seconds by which a wait may fall short of a threshold and still count as meeting it:
+#: simulated times are sums of floats, so waiting exactly 3.3 s can measure 3.2999999999999994;
+#: a microsecond is far below anything a client could mean, and far above the rounding.
+TOLERANCE = 1e-6
+
+
+def shorter(waited: float, limit: float) -> bool:
+    """Whether ``waited`` fell measurably short of ``limit`` (by more than :data:`TOLERANCE`)."""
+    return waited < limit - TOLERANCE
 
 
 def _jobs(journal: Journal, job_id: str | None) -> list[JobSummary]:
@@ -86,11 +100,28 @@ def assert_polled_no_faster_than(journal: Journal, seconds: float,
     answer are judged by :func:`assert_backed_off_on_5xx` instead)."""
     for summary in _jobs(journal, job_id):
         fastest = summary.min_poll_interval
-        if fastest is not None and fastest < seconds:
+        if fastest is not None and shorter(fastest, seconds):
             raise AssertionError(
                 f"job {summary.job_id} was polled {fastest:.3f} s apart"
                 f"{_where(summary, summary.fastest_poll)}; the client should wait at least "
                 f"{seconds:g} s between polls (threshold: minimum poll interval)")
+
+
+def assert_listed_no_faster_than(journal: Journal, seconds: float,
+                                 started_at: float = 0.0) -> None:
+    """Consecutive task-list requests of a key were at least ``seconds`` apart: listing is
+    polling every job at once (pages fetched at one instant are one list). Times in the message
+    are offsets from ``started_at`` (lists address no job to count from)."""
+    for key in _keys(journal):
+        fastest = key.min_list_interval
+        if fastest is not None and shorter(fastest, seconds):
+            evidence = key.fastest_list
+            where = (f" (at t+{evidence.at - started_at:.1f} s: {evidence.detail})"
+                     if evidence else "")
+            raise AssertionError(
+                f"the client listed its tasks {fastest:.3f} s apart{where}; a list is a poll of "
+                f"every job, wait at least {seconds:g} s between lists (threshold: minimum poll "
+                "interval)")
 
 
 def assert_honoured_retry_after(journal: Journal, job_id: str | None = None) -> None:
@@ -119,7 +150,7 @@ def assert_backed_off_on_5xx(journal: Journal, minimum: float = 1.0,
         _jobs(journal, job_id) if job_id is not None else _keys(journal))
     for summary in candidates:
         gap = summary.min_retry_gap
-        if gap is not None and gap < minimum:
+        if gap is not None and shorter(gap, minimum):
             evidence = summary.fastest_retry
             where = ""
             if evidence is not None:
@@ -137,7 +168,7 @@ def assert_gave_up_by(journal: Journal, seconds: float, job_id: str | None = Non
         if summary.submitted_at is None or summary.last_request_at is None:
             continue
         span = summary.last_request_at - summary.submitted_at
-        if span > seconds:
+        if shorter(seconds, span):
             raise AssertionError(
                 f"the client was still asking about job {summary.job_id} at t+{span:.0f} s; it "
                 f"should give up by t+{seconds:g} s (threshold: give-up time)")

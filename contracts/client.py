@@ -34,7 +34,7 @@ from typing import Any
 from wanmock.server import Config, FakeClock, create_app
 from wanmock.server.dialects import default_registry
 from wanmock.server.faults import ScriptedFault
-from wanmock.server.journal import Journal
+from wanmock.server.journal import JobSummary, Journal
 from wanmock.server.lifecycle import state_at
 from wanmock.server.state import at_once
 from wanmock.server.vocab import FaultKind, Operation
@@ -317,9 +317,9 @@ class _Stage:
         return ScenarioResult(
             self.scenario, outcome[0],
             _judge(self.scenario, outcome[0], journal, provider, thresholds, start, end,
-                   self._unfinished(end)),
+                   self._abandoned(end)),
             journal.total, end - start,
-            polls=sum(k.polls for k in keys), retries=sum(k.retries for k in keys),
+            polls=sum(k.polls + k.lists for k in keys), retries=sum(k.retries for k in keys),
             job_ids=tuple(s.job_id for s in journal.jobs()))
 
     def _settle(self, server: TrackedServer) -> None:
@@ -334,16 +334,25 @@ class _Stage:
         while self.watched.in_flight and _real_monotonic() < deadline:
             _real_sleep(0.0005)
 
-    def _unfinished(self, at: float) -> Callable[[str], bool]:
-        """Whether a job was still queued or running at ``at`` (the server's truth, not what
-        the client was shown)."""
+    def _abandoned(self, at: float) -> Callable[[JobSummary], float | None]:
+        """When the client stopped waiting for a job it left unfinished, or ``None`` if the job
+        ended: ``at`` if the job was still queued or running then (the server's truth, not what
+        the client was shown); the time of the client's own cancel, if one took effect (it
+        leaves a terminal job, but cancelling an unfinished job is giving up on it)."""
         state = self.rt.state
 
-        def unfinished(job_id: str) -> bool:
-            found = at_once(state.read(job_id, at)).stored
-            return found is not None and not state_at(found.record, at).phase.terminal
+        def abandoned(job: JobSummary) -> float | None:
+            found = at_once(state.read(job.job_id, at)).stored
+            if found is None:
+                return None
+            record = found.record
+            # the record's cancel time is the client's only if its cancel made it (a job the
+            # provider had cancelled already keeps the provider's time)
+            if job.cancelled_at is not None and record.cancelled_at == job.cancelled_at:
+                return job.cancelled_at
+            return None if state_at(record, at).phase.terminal else at
 
-        return unfinished
+        return abandoned
 
 
 _Check = tuple[str, str | None, Callable[[Journal, Thresholds, str], None]]
@@ -367,7 +376,7 @@ _CHECKS: tuple[_Check, ...] = (
 
 def _judge(scenario: Scenario, outcome: str, journal: Journal, provider: str,
            thresholds: Thresholds, started_at: float, ended_at: float,
-           unfinished: Callable[[str], bool]) -> list[Problem]:
+           abandoned: Callable[[JobSummary], float | None]) -> list[Problem]:
     problems = []
     if outcome.startswith("hung"):
         problems.append(Problem("hung", f"the client never returned ({outcome}); it should "
@@ -399,8 +408,14 @@ def _judge(scenario: Scenario, outcome: str, journal: Journal, provider: str,
                 problems.append(Problem(rule, str(exc), threshold, limit))
                 break
     problems.extend(_before_any_job(journal, thresholds, started_at))
+    try:
+        assertions.assert_listed_no_faster_than(journal, thresholds.min_poll_interval,
+                                                started_at)
+    except AssertionError as exc:
+        problems.append(Problem("poll-interval", str(exc), "min_poll_interval",
+                                thresholds.min_poll_interval))
     if not outcome.startswith("hung"):
-        early = _gave_up_early(journal, thresholds, ended_at, unfinished)
+        early = _gave_up_early(journal, thresholds, abandoned)
         if early is not None:
             problems.append(early)
     return problems
@@ -425,7 +440,8 @@ def _before_any_job(journal: Journal, thresholds: Thresholds,
     job_gaps = [j.min_retry_gap for j in jobs if j.min_retry_gap is not None]
     for key in keys:
         gap, evidence = key.min_retry_gap, key.fastest_retry
-        if (gap is not None and evidence is not None and gap < thresholds.min_retry_backoff
+        if (gap is not None and evidence is not None
+                and assertions.shorter(gap, thresholds.min_retry_backoff)
                 and gap not in job_gaps):
             problems.append(Problem(
                 "retry-backoff", f"the client retried {gap:.3f} s after an error answer (at "
@@ -436,20 +452,25 @@ def _before_any_job(journal: Journal, thresholds: Thresholds,
     return problems
 
 
-def _gave_up_early(journal: Journal, thresholds: Thresholds, ended_at: float,
-                   unfinished: Callable[[str], bool]) -> Problem | None:
-    """A job the client stopped waiting for while it was unfinished, sooner than
+def _gave_up_early(journal: Journal, thresholds: Thresholds,
+                   abandoned: Callable[[JobSummary], float | None]) -> Problem | None:
+    """A job the client stopped waiting for (or cancelled) while it was unfinished, sooner than
     ``min_give_up`` after submitting it."""
     for job in journal.jobs():
-        if job.submitted_at is None or not unfinished(job.job_id):
+        if job.submitted_at is None:
             continue
-        waited = ended_at - job.submitted_at
-        if waited < thresholds.min_give_up:
+        stopped = abandoned(job)
+        if stopped is None:
+            continue
+        waited = stopped - job.submitted_at
+        if assertions.shorter(waited, thresholds.min_give_up):
+            how = ("cancelled job" if stopped == job.cancelled_at
+                   else "stopped waiting for job")
             return Problem(
-                "gave-up-early", f"the client stopped waiting for job {job.job_id} at "
-                f"{job.offset(ended_at)} while it was unfinished; jobs may take up to "
-                f"{thresholds.min_give_up:g} s, wait at least that long",
-                "min_give_up", thresholds.min_give_up)
+                "gave-up-early", f"the client {how} {job.job_id} at {job.offset(stopped)} "
+                f"while it was unfinished; jobs may take up to {thresholds.min_give_up:g} s, "
+                "wait at least that long before giving up", "min_give_up",
+                thresholds.min_give_up)
     return None
 
 

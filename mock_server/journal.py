@@ -16,7 +16,8 @@ Classification of each request, the vocabulary of every verdict:
   error (5xx, 429, a dropped, empty or corrupted body): a client's, or its HTTP library's,
   second try. Not a poll;
 * a **poll** — any other status request;
-* ``poll-after-terminal`` — a status request after the client was shown a terminal status;
+* ``poll-after-terminal`` — a status request after the client was shown a terminal status (by
+  an answer that reached it intact: a dropped, cut, malformed or empty body shows nothing);
 * ``ignored-retry-after`` — a request sooner than a ``Retry-After`` this key was given;
 * ``result-before-success`` — a result/content fetch before the job succeeded;
 * ``poll-after-cancel`` — a status request after the client's own cancel was accepted.
@@ -60,6 +61,9 @@ POLL_AFTER_CANCEL = "poll-after-cancel"
 RETRY = "retry"
 #: Every client-behaviour violation a flag can name.
 VIOLATIONS = (POLL_AFTER_TERMINAL, IGNORED_RETRY_AFTER, RESULT_BEFORE_SUCCESS, POLL_AFTER_CANCEL)
+
+#: Simulated seconds within which two task-list requests are pages of one list.
+_SAME_INSTANT = 1e-6
 
 #: Faults after which the client saw no usable answer (its next request is a retry).
 _BODY_FAULTS = frozenset({FaultKind.DROP, FaultKind.TRUNCATED_JSON, FaultKind.MALFORMED_JSON,
@@ -187,6 +191,13 @@ class KeySummary:
     not_before: float | None = None
     #: The last error answer to a request of this key that addressed no job (a submit).
     error_at: float | None = None
+    #: Task-list requests (not retries): listing is polling every job of the key at once, so
+    #: consecutive lists are judged like polls. Pages fetched at one simulated instant are one
+    #: list (time only moves when the client waits).
+    lists: int = 0
+    last_list_at: float | None = None
+    min_list_interval: float | None = None
+    fastest_list: Evidence | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -410,7 +421,8 @@ class Journal:
                     summary.fastest_retry = Evidence(now, f"{where} {gap:.3f} s after an error "
                                                      "answer")
         if job is not None:
-            self._judge_job(job, who, op, status, phase, now, where, retry, finished_at, flags)
+            self._judge_job(job, who, op, status, phase, now, where, retry, finished_at, flags,
+                            fault is not None and fault in _BODY_FAULTS)
             if ignored is not None:
                 job.ignored_retry_after += 1
                 if job.first_ignored_retry_after is None:
@@ -419,6 +431,8 @@ class Journal:
                 job.faults += 1
         elif op is Operation.STATUS and who is not None and not retry:
             who.polls += 1
+        elif op is Operation.LIST and who is not None and not retry:
+            self._judge_list(who, now, where)
         # Remember what this answer tells the next request.
         if scope is not None and (scope.error_at is not None or status >= 429 or status == 0
                                   or fault is not None):
@@ -439,7 +453,7 @@ class Journal:
 
     def _judge_job(self, job: JobSummary, who: KeySummary | None, op: Operation | None,
                    status: int, phase: Phase | None, now: float, where: _Where, retry: bool,
-                   finished_at: float | None, flags: list[str]) -> None:
+                   finished_at: float | None, flags: list[str], corrupted: bool) -> None:
         job.last_request_at = now
         if op is Operation.SUBMIT:
             job.submitted_at = now
@@ -489,7 +503,9 @@ class Journal:
             job.cancels += 1
             if status < 400 and phase is Phase.CANCELLED and job.cancelled_at is None:
                 job.cancelled_at = now
-        if (phase is not None and phase.terminal and status < 400
+        # Shown only by an answer that reached the client intact: a dropped, cut, malformed or
+        # empty body told it nothing, and its next request is a retry, not a poll too many.
+        if (phase is not None and phase.terminal and status < 400 and not corrupted
                 and job.terminal_seen_at is None and op is not Operation.DOWNLOAD):
             job.terminal_seen_at = now
             job.terminal_phase = str(phase)
@@ -498,6 +514,17 @@ class Journal:
             tally.observe(job.provider or "", "polls_per_job", job.polls)
             if finished_at is not None and op is not Operation.SUBMIT:
                 tally.observe(job.provider or "", "notice_lag", max(0.0, now - finished_at))
+
+    @staticmethod
+    def _judge_list(who: KeySummary, now: float, where: _Where) -> None:
+        who.lists += 1
+        last, who.last_list_at = who.last_list_at, now
+        if last is None or now - last <= _SAME_INSTANT:
+            return  # the first list, or another page of the same one
+        gap = now - last
+        if who.min_list_interval is None or gap < who.min_list_interval:
+            who.min_list_interval = gap
+            who.fastest_list = Evidence(now, f"{where} {gap:.3f} s after the previous list")
 
     def _tally(self, provider: str, phase: Phase | None, fault: str | None, key: str | None,
                flags: list[str]) -> None:

@@ -1,3 +1,5 @@
+import pytest
+
 from wanmock.server.journal import Journal
 from wanmock.server.vocab import Operation, Phase
 
@@ -107,3 +109,20 @@ def test_tally_counts_requests_faults_violations_and_histograms() -> None:
     assert (lag.count, lag.total) == (1, 2.0)
     assert tally.histograms[("p", "submit_to_download")].total == 7.0
     assert tally.histograms[("p", "polls_per_job")].count == 1
+
+
+@pytest.mark.parametrize("fault", ["drop", "truncated-json", "malformed-json", "empty-body",
+                                   "timeout"])
+def test_a_terminal_status_in_a_corrupted_answer_was_not_shown(fault: str) -> None:
+    # known good: the terminal answer never reached the client, so asking again is a retry
+    journal = Journal()
+    record(journal, Operation.SUBMIT, 0, phase=Phase.QUEUED)
+    record(journal, Operation.STATUS, 120, phase=Phase.SUCCEEDED, fault=fault)
+    retry = record(journal, Operation.STATUS, 121, phase=Phase.SUCCEEDED)
+    assert retry.flags == ("retry",)
+    job = journal.job("j")
+    assert job is not None and job.terminal_seen_at == 121 and job.polls_after_terminal == 0
+    assert journal.tally.finished == {("p", "succeeded"): 1}
+    # known bad: the intact answer after it was shown; one more poll is one too many
+    again = record(journal, Operation.STATUS, 126, phase=Phase.SUCCEEDED)
+    assert again.flags == ("poll-after-terminal",) and job.polls_after_terminal == 1

@@ -1,3 +1,5 @@
+import itertools
+
 import pytest
 
 from wanmock.contracts import assertions as a
@@ -96,3 +98,44 @@ def test_evicted_summaries_fail_loudly_instead_of_passing() -> None:
 def test_asking_about_an_unknown_job_is_an_error() -> None:
     with pytest.raises(AssertionError, match="no record of job 'zzz'"):
         a.assert_polled_no_faster_than(GOOD, 1, job_id="zzz")
+
+
+@pytest.mark.parametrize("limit", [0.1, 0.3, 1.1, 1.3, 3.3, 9.1])
+def test_waiting_exactly_the_threshold_passes_and_measurably_less_fails(limit: float) -> None:
+    # Simulated times are sums of the client's sleeps, so a gap of exactly ``limit`` comes out
+    # a few ulps short of it (3.3 + 3.3 + 3.3 - 6.6 < 3.3).
+    exact, error_at = [0.0], 1000.0
+    for _ in range(30):
+        exact.append(exact[-1] + limit)
+    assert any(b - a < limit for a, b in itertools.pairwise(exact))
+    good = journal_of(*[(Operation.STATUS, t, {}) for t in exact],
+                      (Operation.STATUS, error_at, {"status": 503}),
+                      (Operation.STATUS, error_at + limit, {}))
+    a.assert_polled_no_faster_than(good, limit)
+    a.assert_backed_off_on_5xx(good, limit)
+    a.assert_gave_up_by(journal_of((Operation.SUBMIT, 0, {}), (Operation.STATUS, limit, {})),
+                        limit)
+    short = limit - 1e-4  # measurably less: a tenth of a millisecond
+    bad = journal_of((Operation.STATUS, 0, {}), (Operation.STATUS, short, {}),
+                     (Operation.STATUS, error_at, {"status": 503}),
+                     (Operation.STATUS, error_at + short, {}))
+    with pytest.raises(AssertionError, match="minimum poll interval"):
+        a.assert_polled_no_faster_than(bad, limit)
+    with pytest.raises(AssertionError, match="minimum back-off"):
+        a.assert_backed_off_on_5xx(bad, limit)
+    with pytest.raises(AssertionError, match="give-up time"):
+        a.assert_gave_up_by(journal_of((Operation.SUBMIT, 0, {}),
+                                       (Operation.STATUS, limit + 1e-4, {})), limit)
+
+
+def test_listing_tasks_is_polling_and_pages_at_one_instant_are_one_list() -> None:
+    # known good: every 5 s, three pages fetched back to back
+    good = journal_of(*[(Operation.LIST, t, {"job_id": None}) for t in (0, 0, 0, 5, 5, 10)])
+    a.assert_listed_no_faster_than(good, 5)
+    assert good.key("k").lists == 6  # type: ignore[union-attr]
+    # known bad: a list every 0.05 s
+    bad = journal_of(*[(Operation.LIST, i * 0.05, {"job_id": None}) for i in range(100)])
+    with pytest.raises(AssertionError, match=r"listed its tasks 0.050 s apart \(at t\+[0-9.]+ s: "
+                                             r"GET /x.*"
+                                             r"wait at least 1 s.*minimum poll interval"):
+        a.assert_listed_no_faster_than(bad, 1)

@@ -351,3 +351,37 @@ def test_two_checks_at_once_in_two_threads() -> None:
         thread.join(60)
     assert reports["success"].ok and reports["failure"].ok
     assert time.sleep is simtime._REAL["sleep"]
+
+
+def _cancels_after(seconds: float) -> Any:
+    """A TheRouter client that polls every 5 s and, past ``seconds``, cancels and raises."""
+
+    def generate(base_url: str, api_key: str, prompt: str) -> Any:
+        with httpx.Client(base_url=base_url,
+                          headers={"authorization": f"Bearer {api_key}"}) as client:
+            job = client.post("/v1/images/generations", params={"async": "true"},
+                              json={"model": c.MODEL, "prompt": prompt}).json()["id"]
+            started = time.monotonic()
+            while True:
+                body = client.get(f"/v1/jobs/{job}").json()
+                if body["status"] == "succeeded":
+                    return body["unsigned_urls"]
+                if body["status"] in c.TR_FAILED:
+                    raise GenerationFailed(body["status"])
+                if time.monotonic() - started > seconds:
+                    client.post(f"/v1/jobs/{job}/cancel")
+                    raise TimeoutError(f"gave up after {seconds:g} s")
+                time.sleep(5)
+
+    return generate
+
+
+def test_cancelling_an_unfinished_job_early_is_giving_up_early() -> None:
+    # known bad: cancelling at t+20 s leaves a terminal job, but the client gave up on it
+    report = check_client(_cancels_after(20), provider="therouter", scenarios=only("stuck"))
+    assert report.verdicts() == {"stuck": {"gave-up-early"}}, report.render()
+    (problem,) = report.results[0].problems
+    assert "cancelled job" in problem.message and "t+25.0 s" in problem.message
+    # known good: cancelling once the job had its documented 180 s
+    patient = check_client(_cancels_after(200), provider="therouter", scenarios=only("stuck"))
+    assert patient.ok, patient.render()
