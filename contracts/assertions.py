@@ -15,7 +15,7 @@ submit (``t+12.3 s``).
 
 from __future__ import annotations
 
-from wanmock.server.journal import Evidence, JobSummary, Journal, KeySummary
+from wanmock.server.journal import TOLERANCE, Evidence, JobSummary, Journal, KeySummary, shorter
 
 __all__ = [
     "TOLERANCE",
@@ -30,15 +30,6 @@ __all__ = [
 ]
 
 
-#: Seconds by which a wait may fall short of a threshold and still count as meeting it:
-#: simulated times are sums of floats, so waiting exactly 3.3 s can measure 3.2999999999999994;
-#: a microsecond is far below anything a client could mean, and far above the rounding.
-TOLERANCE = 1e-6
-
-
-def shorter(waited: float, limit: float) -> bool:
-    """Whether ``waited`` fell measurably short of ``limit`` (by more than :data:`TOLERANCE`)."""
-    return waited < limit - TOLERANCE
 
 
 def _jobs(journal: Journal, job_id: str | None) -> list[JobSummary]:

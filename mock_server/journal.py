@@ -40,6 +40,7 @@ from .vocab import FaultKind, Operation, Phase
 __all__ = [
     "BUCKETS",
     "MAX_CLIENTS",
+    "TOLERANCE",
     "WORST_CLIENTS",
     "Entry",
     "Evidence",
@@ -49,7 +50,20 @@ __all__ = [
     "KeySummary",
     "Request",
     "Tally",
+    "shorter",
 ]
+
+
+#: Seconds by which a wait may fall short of a threshold and still count as meeting it:
+#: simulated times are sums of floats, so waiting exactly 3.3 s can measure 3.2999999999999994;
+#: a microsecond is far below anything a client could mean, and far above the rounding.
+TOLERANCE = 1e-6
+
+
+def shorter(waited: float, limit: float) -> bool:
+    """Whether ``waited`` fell measurably short of ``limit`` (by more than :data:`TOLERANCE`)."""
+    return waited < limit - TOLERANCE
+
 
 #: Operation by name (members hash as their value, so a member finds itself too).
 _OPERATIONS: dict[str, Operation] = {op.value: op for op in Operation}
@@ -396,7 +410,7 @@ class Journal:
         ignored: Evidence | None = None
         if who is not None:
             who.requests += 1
-            if who.not_before is not None and now < who.not_before:
+            if who.not_before is not None and shorter(now, who.not_before):
                 flags.append(IGNORED_RETRY_AFTER)
                 ignored = Evidence(now, f"{where} {who.not_before - now:.1f} s before the "
                                         "Retry-After it was given had passed")

@@ -44,6 +44,20 @@ def test_flags_requests_sooner_than_retry_after_per_key() -> None:
     assert journal.key("k").ignored_retry_after == 1  # type: ignore[union-attr]
 
 
+def test_waiting_exactly_a_retry_after_meets_it_despite_float_sums() -> None:
+    journal = Journal()
+    record(journal, Operation.STATUS, 0.1, status=429, retry_after=3.3)
+    waited = 0.1
+    for _ in range(3):  # a client that slept the 3.3 s in three naps
+        waited += 3.3 / 3
+    assert waited < 0.1 + 3.3  # 3.3999999999999995: short by rounding alone
+    exact = record(journal, Operation.STATUS, waited)
+    assert "ignored-retry-after" not in exact.flags
+    record(journal, Operation.STATUS, 10, status=429, retry_after=3.3)
+    short = record(journal, Operation.STATUS, 13.299)
+    assert "ignored-retry-after" in short.flags  # a millisecond early is early
+
+
 def test_a_request_after_an_error_answer_is_a_retry_not_a_poll() -> None:
     journal = Journal()
     record(journal, Operation.SUBMIT, 0, phase=Phase.QUEUED)
