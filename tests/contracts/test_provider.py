@@ -345,3 +345,64 @@ async def test_an_unknown_provider_is_an_error_listing_the_known_ones() -> None:
     with pytest.raises(ValueError, match="unknown provider 'nosuch'; known: dashscope, runcomfy, "
                                          "therouter"):
         await verify_provider("nosuch", "http://127.0.0.1:8000", "key")
+
+
+# --- cancel: a queued job must be cancellable -------------------------------------------------
+
+#: Each provider's own refusal of a cancel, for a job id (as its fake refuses a running job).
+REFUSALS: dict[str, Callable[[str], tuple[int, dict]]] = {  # type: ignore[type-arg]
+    "therouter": lambda job: (409, {"error": {
+        "message": "Job cannot be cancelled in status queued", "type": "invalid_request_error",
+        "code": "job_not_cancellable", "param": None}}),
+    "dashscope": lambda job: (400, {
+        "request_id": "7574ee8f-38a3-4b1e-9280-11c33ab46e51", "code": "UnsupportedOperation",
+        "message": "Failed to cancel the task, please confirm if the task is in PENDING "
+                   "status."}),
+    "runcomfy": lambda job: (202, {"request_id": job, "status": "in_queue",
+                                   "outcome": "not_cancellable"}),
+}
+
+
+def refuse_cancels(app: ASGIApp, provider: str) -> ASGIApp:
+    """A server that refuses every cancel in its provider's words; the job keeps running."""
+
+    async def refusing(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].endswith("/cancel"):
+            return await app(scope, receive, send)
+        status, data = REFUSALS[provider](scope["path"].split("/")[-2])
+        body = json.dumps(data).encode()
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+    return refusing
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_a_server_refusing_to_cancel_a_queued_job_fails(
+    provider: str, clock: FakeClock
+) -> None:
+    app = refuse_cancels(create_app(Config().replace(server={"seed": 1}), clock=clock), provider)
+    report = await run(app, clock, provider)
+    (failure,) = report.failures()
+    assert failure.name == "cancel follows the provider's rules"
+    assert "/cancel of a queued job answered" in failure.detail
+    assert "the job is still queued; expected it cancelled" in failure.detail
+
+
+async def test_a_refusal_after_the_job_started_is_not_judged(clock: FakeClock) -> None:
+    """On a real clock the job may start between the read and the cancel: a refusal then is
+    the provider's rule, not a lie (the job here ignores the scenario header and finishes)."""
+    fake = create_app(Config().replace(server={"seed": 1}), clock=clock)
+
+    async def real_like(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            scope = {**scope, "headers": [(k, v) for k, v in scope["headers"]
+                                          if k != b"x-wanmock-scenario"]}
+            if scope["path"].endswith("/cancel"):
+                clock.advance(3600)  # it ran and finished meanwhile
+        await fake(scope, receive, send)
+
+    report = await run(real_like, clock, "therouter")
+    assert report.ok, report.render()
