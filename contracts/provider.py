@@ -451,6 +451,7 @@ async def _lifecycle(check: _Check, driver: Driver, base_url: str, sleep: Wait,
         if answer.status_code != 200:
             check.fail(f"poll answered {answer.status_code}: {answer.text[:200]}")
             return check.done()
+        _judge(check, driver, answer, job)
         try:
             phase = driver.phase(answer)
         except ValueError as exc:
@@ -472,7 +473,7 @@ async def _lifecycle(check: _Check, driver: Driver, base_url: str, sleep: Wait,
     check.doing = f"re-reading the {seen[-1]} job {job}"
     for _ in range(2):  # terminal states absorb
         try:
-            again = driver.phase(await driver.status(job))
+            again = driver.phase(await _status(check, driver, job))
         except ValueError as exc:
             check.fail(f"after {seen[-1]}: {exc}")
             continue
@@ -490,6 +491,7 @@ async def _result(check: _Check, driver: Driver, job: str) -> None:
         check.fail(f"GET {result.request.url} of a succeeded job answered "
                    f"{result.status_code}: {_reason(result)}")
         return
+    _judge(check, driver, result, job)
     try:
         urls = driver.image_urls(result)
     except (ValueError, KeyError, TypeError) as exc:
@@ -530,10 +532,10 @@ async def _cancel(check: _Check, driver: Driver, sleep: Wait, interval: float,
             check.fail(f"valid submit answered {submitted.status_code}: {_reason(submitted)}")
             return check.done()
         job = driver.job_id(submitted)
-        before = driver.phase(await driver.status(job))
+        before = driver.phase(await _status(check, driver, job))
         check.doing = f"cancelling {job}"
         answer = await driver.cancel(job)
-        after = driver.phase(await driver.status(job))
+        after = driver.phase(await _status(check, driver, job))
         body = answer.json() if answer.status_code < 300 else {}
         if not isinstance(body, dict):
             raise ValueError(f"the cancel answer is not a JSON object: {answer.text[:120]!r}")
@@ -552,7 +554,7 @@ async def _cancel(check: _Check, driver: Driver, sleep: Wait, interval: float,
         check.fail("cancel was refused but the job is cancelled")
     if after is Phase.CANCELLED:
         await sleep(interval)
-        if driver.phase(await driver.status(job)) is not Phase.CANCELLED:
+        if driver.phase(await _status(check, driver, job)) is not Phase.CANCELLED:
             check.fail("a cancelled job did not stay cancelled")
     check.done()
 
@@ -572,6 +574,31 @@ def _queued_cancel(check: _Check, answer: httpx.Response, cancelled: bool,
     elif cancelled and after is not Phase.CANCELLED:
         check.fail(f"{where} of a queued job said cancelled, but the job then reads {after}; "
                    "expected cancelled")
+
+
+async def _status(check: _Check, driver: Driver, job: str) -> httpx.Response:
+    """The status answer for ``job``, judged (:func:`_judge`) when it is a 200."""
+    answer = await driver.status(job)
+    if answer.status_code == 200:
+        _judge(check, driver, answer, job)
+    return answer
+
+
+def _judge(check: _Check, driver: Driver, answer: httpx.Response, job: str) -> None:
+    """What a schema cannot see in a 200 status or result answer: it must be about the job
+    asked for. Each problem is said once per check, however many answers repeat it."""
+    where = f"{answer.request.method} {answer.request.url.path}"
+    try:
+        named = driver.facts.job_id(answer.json())
+    except (ValueError, KeyError, TypeError, IndexError):
+        named = None  # a missing or unreadable id is the schema's to report
+    problems = []
+    if named is not None and named != job:
+        problems.append(f"{where} answered about job {named[:80]!r}, not the job asked for "
+                        f"({job}); expected {'.'.join(driver.facts.id_field)} = {job}")
+    for problem in problems:
+        if problem not in check.problems:
+            check.fail(problem)
 
 
 def _runs(phases: list[Phase]) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import socket
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from wanmock.contracts.drivers import DRIVERS
 from wanmock.contracts.provider import admin_clock_wait, clock_mode_problem, verify_provider
 from wanmock.server import Config, FakeClock, create_app
 from wanmock.server.cli import main
+from wanmock.server.dialects import default_registry
 from wanmock.server.web.serve import LiveServer
 
 pytestmark = pytest.mark.anyio
@@ -406,3 +408,42 @@ async def test_a_refusal_after_the_job_started_is_not_judged(clock: FakeClock) -
 
     report = await run(real_like, clock, "therouter")
     assert report.ok, report.render()
+
+
+# --- status and result answers must be about the job asked for -------------------------------
+
+
+def other_job(provider: str) -> Callable[[str, dict], dict | None]:  # type: ignore[type-arg]
+    """A lie: every status or result answer names another job (the provider's unknown id)."""
+    facts = default_registry().get(provider).client
+
+    def lie(path: str, body: dict) -> dict | None:  # type: ignore[type-arg]
+        try:
+            job = facts.job_id(body)
+        except (KeyError, TypeError):
+            return None
+        if job not in path or path.endswith("/cancel"):
+            return None  # the submit answer, or a cancel's
+        changed = copy.deepcopy(body)
+        where = changed
+        for name in facts.id_field[:-1]:
+            where = where[name]
+        where[facts.id_field[-1]] = facts.unknown_id
+        return changed
+
+    return lie
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_answers_about_another_job_fail(provider: str, clock: FakeClock) -> None:
+    app = rewrite(create_app(Config().replace(server={"seed": 1}), clock=clock),
+                  other_job(provider))
+    report = await run(app, clock, provider)
+    names = [r.name for r in report.failures()]
+    assert names == ["submit, poll to a terminal state, fetch the result",
+                     "cancel follows the provider's rules"], report.render()
+    unknown = default_registry().get(provider).client.unknown_id
+    detail = report.failures()[0].detail
+    assert f"answered about job '{unknown}', not the job asked for" in detail
+    lines = [line for line in detail.splitlines() if "not the job asked for" in line]
+    assert len(lines) == len(set(lines))  # said once per endpoint, not once per poll
