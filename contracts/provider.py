@@ -481,6 +481,8 @@ async def _lifecycle(check: _Check, driver: Driver, base_url: str, sleep: Wait,
             check.fail(f"terminal state did not absorb: {seen[-1]} then {again}")
     if seen[-1] is Phase.SUCCEEDED:
         await _result(check, driver, job)
+    check.doing = f"reading job {job} without a key"
+    await _keyless_read(check, driver, job)
     check.done(note=f"phases {_runs(seen)} ({time.monotonic() - started:.1f} s real)")
 
 
@@ -506,6 +508,20 @@ async def _result(check: _Check, driver: Driver, job: str) -> None:
     if image.status_code != 200 or not image.content.startswith(PNG_MAGIC):
         check.fail(f"image {urls[0][:80]} answered {image.status_code}, "
                    f"{image.headers.get('content-type')}; expected a PNG")
+
+
+async def _keyless_read(check: _Check, driver: Driver, job: str) -> None:
+    """A job is its owner's: a status read without a key must be refused as a submit without
+    one is (the provider's auth error), never answered.
+
+    A 5xx or a 429 says nothing either way (a flaky server, a rate limit) and is not judged."""
+    answer = await driver.status_without_key(job)
+    status = answer.status_code
+    if status < 400 or (status < 500 and status not in (400, 401, 403, 429)):
+        leak = ": anyone could read any job" if status < 300 else ""
+        check.fail(f"{answer.request.method} {answer.request.url.path} without an "
+                   f"Authorization header answered {status}; expected the provider's auth "
+                   f"error (401), as for a submit without a key{leak}")
 
 
 def _urls_consistent(check: _Check, driver: Driver, base_url: str, job: str,

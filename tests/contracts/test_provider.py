@@ -447,3 +447,28 @@ async def test_answers_about_another_job_fail(provider: str, clock: FakeClock) -
     assert f"answered about job '{unknown}', not the job asked for" in detail
     lines = [line for line in detail.splitlines() if "not the job asked for" in line]
     assert len(lines) == len(set(lines))  # said once per endpoint, not once per poll
+
+
+# --- a job is its owner's ----------------------------------------------------------------------
+
+
+def anonymous_reads(app: ASGIApp) -> ASGIApp:
+    """A server that checks keys on submit only: a GET without a key acts as the owner."""
+
+    async def lax(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET" and not any(
+                k == b"authorization" for k, _ in scope["headers"]):
+            scope = {**scope, "headers": [*scope["headers"], (b"authorization", b"Bearer key")]}
+        await app(scope, receive, send)
+
+    return lax
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_a_job_readable_without_a_key_fails(provider: str, clock: FakeClock) -> None:
+    app = anonymous_reads(create_app(Config().replace(server={"seed": 1}), clock=clock))
+    report = await run(app, clock, provider)
+    (failure,) = report.failures()
+    assert failure.name == "submit, poll to a terminal state, fetch the result"
+    assert "without an Authorization header answered 200; expected the provider's auth " \
+           "error (401)" in failure.detail
