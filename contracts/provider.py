@@ -13,6 +13,7 @@ waits out 429 and 503 answers (``Retry-After``) a few times before judging, and 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import time
 from collections import Counter
@@ -147,8 +148,9 @@ async def clock_mode_problem(
 class _Check:
     """Collects the schema problems of the responses seen while one check runs."""
 
-    def __init__(self, report: Report, name: str, say: Progress) -> None:
+    def __init__(self, report: Report, name: str, say: Progress, retention: float) -> None:
         self.report, self.name, self.say = report, name, say
+        self.retention = retention  # the provider's documented one, to judge answers by
         self.problems: list[str] = []
         self.retries: Counter[int] = Counter()
         self.retry_wait = 0.0
@@ -242,7 +244,8 @@ async def verify_provider(
         raise ValueError(f"unknown provider {provider!r}; known: {', '.join(sorted(known))}")
     dialect = (registry or default_registry()).get(provider)
     # The provider's documented rules (default options): may a queued job be cancelled?
-    cancels_queued = Phase.QUEUED in dialect(dialect.Options()).cancellable
+    documented = dialect(dialect.Options())
+    cancels_queued = Phase.QUEUED in documented.cancellable
     report = Report(provider, base_url)
     say: Progress = progress or (lambda line: None)
     sleep: Wait = wait or asyncio.sleep
@@ -293,7 +296,7 @@ async def verify_provider(
                     report.results.append(CheckResult(name, "skip", unreachable or why))
                     say(f"SKIP  {name}")
                     continue
-                check = _Check(report, name, say)
+                check = _Check(report, name, say, documented.retention)
                 current.append(check)
                 try:
                     await step(check, driver)
@@ -602,7 +605,9 @@ async def _status(check: _Check, driver: Driver, job: str) -> httpx.Response:
 
 def _judge(check: _Check, driver: Driver, answer: httpx.Response, job: str) -> None:
     """What a schema cannot see in a 200 status or result answer: it must be about the job
-    asked for. Each problem is said once per check, however many answers repeat it."""
+    asked for, and agree with itself (times in order, the documented retention, counts; the
+    provider's ``answer_problems``). Each problem is said once per check, however many answers
+    repeat it."""
     where = f"{answer.request.method} {answer.request.url.path}"
     try:
         named = driver.facts.job_id(answer.json())
@@ -612,6 +617,9 @@ def _judge(check: _Check, driver: Driver, answer: httpx.Response, job: str) -> N
     if named is not None and named != job:
         problems.append(f"{where} answered about job {named[:80]!r}, not the job asked for "
                         f"({job}); expected {'.'.join(driver.facts.id_field)} = {job}")
+    with contextlib.suppress(ValueError):  # not JSON: the schema check says so
+        problems += [f"{where}: {problem}" for problem in driver.facts.answer_problems(
+            answer.json(), check.retention)]
     for problem in problems:
         if problem not in check.problems:
             check.fail(problem)

@@ -472,3 +472,52 @@ async def test_a_job_readable_without_a_key_fails(provider: str, clock: FakeCloc
     assert failure.name == "submit, poll to a terminal state, fetch the result"
     assert "without an Authorization header answered 200; expected the provider's auth " \
            "error (401)" in failure.detail
+
+
+# --- an answer agrees with itself --------------------------------------------------------------
+
+
+def _swap(body: dict, where: str, early: str, late: str) -> dict | None:  # type: ignore[type-arg]
+    part = body.get(where) if where else body
+    if not isinstance(part, dict) or not (part.get(early) and part.get(late)) \
+            or part[early] == part[late]:
+        return None
+    swapped = {**part, early: part[late], late: part[early]}
+    return {**body, where: swapped} if where else swapped
+
+
+SELF_CONTRADICTIONS = {
+    "therouter-expires-after-1-day": (
+        "therouter",
+        lambda path, body: {**body, "expires_at": body["created_at"] + 86400}
+        if isinstance(body.get("created_at"), int) and "expires_at" in body else None,
+        "expires_at {e} is created_at {c} + 86400 s; expected + 604800 s (the documented "
+        "retention)"),
+    "runcomfy-finished-before-created": (
+        "runcomfy",
+        lambda path, body: _swap(body, "", "created_at", "finished_at")
+        if path.endswith("/result") else None,
+        "/result: finished_at {e} is before created_at {c}"),
+    "dashscope-ended-before-submitted": (
+        "dashscope",
+        lambda path, body: _swap(body, "output", "submit_time", "end_time"),
+        "output.end_time {e} is before output.submit_time {c}"),
+    "dashscope-no-billed-image": (
+        "dashscope",
+        lambda path, body: {**body, "usage": {**body["usage"], "image_count": 0}}
+        if isinstance(body.get("usage"), dict) else None,
+        "usage.image_count is 0, but output.results holds 1 image; expected 1"),
+}
+
+
+@pytest.mark.parametrize("lie", sorted(SELF_CONTRADICTIONS))
+async def test_answers_contradicting_themselves_fail(lie: str, clock: FakeClock) -> None:
+    provider, change, expected = SELF_CONTRADICTIONS[lie]
+    app = rewrite(create_app(Config().replace(server={"seed": 1}), clock=clock), change)
+    report = await run(app, clock, provider)
+    assert not report.ok
+    lifecycle = next(r for r in report.results if r.name.startswith("submit, poll"))
+    assert lifecycle.outcome == "fail", report.render()
+    head, _, tail = expected.partition("{e}")
+    assert head in lifecycle.detail and tail.split("{c}")[0] in lifecycle.detail, \
+        lifecycle.detail
