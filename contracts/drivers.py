@@ -88,6 +88,16 @@ class Driver:
         response: httpx.Response = await self._send(self.facts.status, job_id)
         return response
 
+    async def status_without_key(self, job_id: str) -> httpx.Response:
+        """The status endpoint asked with no ``Authorization`` header at all (the client's
+        default key removed, not blanked)."""
+        endpoint = self.facts.status
+        request = self.http.build_request(endpoint.method, endpoint.url_path(job_id),
+                                          params=endpoint.query, headers=endpoint.headers)
+        request.headers.pop("authorization", None)
+        response: httpx.Response = await self.http.send(request)
+        return response
+
     async def result(self, job_id: str) -> httpx.Response:
         """The result endpoint's answer (the status answer where results are in it)."""
         endpoint = self.facts.result or self.facts.status

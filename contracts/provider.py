@@ -13,6 +13,7 @@ waits out 429 and 503 answers (``Retry-After``) a few times before judging, and 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import time
 from collections import Counter
@@ -23,7 +24,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from wanmock.server.dialects import DialectRegistry
+from wanmock.server.dialects import DialectRegistry, default_registry
+from wanmock.server.scenarios import HEADER as SCENARIO_HEADER
 from wanmock.server.vocab import Phase
 
 from .drivers import DRIVERS, Driver, drivers
@@ -146,8 +148,9 @@ async def clock_mode_problem(
 class _Check:
     """Collects the schema problems of the responses seen while one check runs."""
 
-    def __init__(self, report: Report, name: str, say: Progress) -> None:
+    def __init__(self, report: Report, name: str, say: Progress, retention: float) -> None:
         self.report, self.name, self.say = report, name, say
+        self.retention = retention  # the provider's documented one, to judge answers by
         self.problems: list[str] = []
         self.retries: Counter[int] = Counter()
         self.retry_wait = 0.0
@@ -239,6 +242,10 @@ async def verify_provider(
     known = DRIVERS if registry is None else drivers(registry)
     if provider not in known:
         raise ValueError(f"unknown provider {provider!r}; known: {', '.join(sorted(known))}")
+    dialect = (registry or default_registry()).get(provider)
+    # The provider's documented rules (default options): may a queued job be cancelled?
+    documented = dialect(dialect.Options())
+    cancels_queued = Phase.QUEUED in documented.cancellable
     report = Report(provider, base_url)
     say: Progress = progress or (lambda line: None)
     sleep: Wait = wait or asyncio.sleep
@@ -274,7 +281,7 @@ async def verify_provider(
          lambda check, driver: _lifecycle(check, driver, base_url, sleep, poll_interval,
                                           deadline)),
         ("cancel follows the provider's rules",
-         lambda check, driver: _cancel(check, driver, sleep, poll_interval)),
+         lambda check, driver: _cancel(check, driver, sleep, poll_interval, cancels_queued)),
     ]
     budget = {steps[3][0]: (1, "max_jobs is 0"),
               steps[4][0]: (2, "needs a second job (max_jobs < 2)")}
@@ -289,7 +296,7 @@ async def verify_provider(
                     report.results.append(CheckResult(name, "skip", unreachable or why))
                     say(f"SKIP  {name}")
                     continue
-                check = _Check(report, name, say)
+                check = _Check(report, name, say, documented.retention)
                 current.append(check)
                 try:
                     await step(check, driver)
@@ -447,6 +454,7 @@ async def _lifecycle(check: _Check, driver: Driver, base_url: str, sleep: Wait,
         if answer.status_code != 200:
             check.fail(f"poll answered {answer.status_code}: {answer.text[:200]}")
             return check.done()
+        _judge(check, driver, answer, job)
         try:
             phase = driver.phase(answer)
         except ValueError as exc:
@@ -468,7 +476,7 @@ async def _lifecycle(check: _Check, driver: Driver, base_url: str, sleep: Wait,
     check.doing = f"re-reading the {seen[-1]} job {job}"
     for _ in range(2):  # terminal states absorb
         try:
-            again = driver.phase(await driver.status(job))
+            again = driver.phase(await _status(check, driver, job))
         except ValueError as exc:
             check.fail(f"after {seen[-1]}: {exc}")
             continue
@@ -476,6 +484,8 @@ async def _lifecycle(check: _Check, driver: Driver, base_url: str, sleep: Wait,
             check.fail(f"terminal state did not absorb: {seen[-1]} then {again}")
     if seen[-1] is Phase.SUCCEEDED:
         await _result(check, driver, job)
+    check.doing = f"reading job {job} without a key"
+    await _keyless_read(check, driver, job)
     check.done(note=f"phases {_runs(seen)} ({time.monotonic() - started:.1f} s real)")
 
 
@@ -486,6 +496,7 @@ async def _result(check: _Check, driver: Driver, job: str) -> None:
         check.fail(f"GET {result.request.url} of a succeeded job answered "
                    f"{result.status_code}: {_reason(result)}")
         return
+    _judge(check, driver, result, job)
     try:
         urls = driver.image_urls(result)
     except (ValueError, KeyError, TypeError) as exc:
@@ -502,6 +513,20 @@ async def _result(check: _Check, driver: Driver, job: str) -> None:
                    f"{image.headers.get('content-type')}; expected a PNG")
 
 
+async def _keyless_read(check: _Check, driver: Driver, job: str) -> None:
+    """A job is its owner's: a status read without a key must be refused as a submit without
+    one is (the provider's auth error), never answered.
+
+    A 5xx or a 429 says nothing either way (a flaky server, a rate limit) and is not judged."""
+    answer = await driver.status_without_key(job)
+    status = answer.status_code
+    if status < 400 or (status < 500 and status not in (400, 401, 403, 429)):
+        leak = ": anyone could read any job" if status < 300 else ""
+        check.fail(f"{answer.request.method} {answer.request.url.path} without an "
+                   f"Authorization header answered {status}; expected the provider's auth "
+                   f"error (401), as for a submit without a key{leak}")
+
+
 def _urls_consistent(check: _Check, driver: Driver, base_url: str, job: str,
                      body: dict[str, object]) -> None:
     for name, (template, required) in driver.facts.url_fields.items():
@@ -515,18 +540,21 @@ def _urls_consistent(check: _Check, driver: Driver, base_url: str, job: str,
             check.fail(f"{name} is {url}, expected a URL whose path is {path}")
 
 
-async def _cancel(check: _Check, driver: Driver, sleep: Wait, interval: float) -> None:
+async def _cancel(check: _Check, driver: Driver, sleep: Wait, interval: float,
+                  cancels_queued: bool) -> None:
     try:
         check.doing = "submitting a job to cancel"
-        submitted = await driver.submit()
+        # Asks a wanmock server to keep the job queued, so the cancel below meets a job the
+        # provider's rules let be cancelled; a real provider ignores the header.
+        submitted = await driver.submit(headers={SCENARIO_HEADER: "stuck"})
         if submitted.status_code not in (200, 202):
             check.fail(f"valid submit answered {submitted.status_code}: {_reason(submitted)}")
             return check.done()
         job = driver.job_id(submitted)
-        before = driver.phase(await driver.status(job))
+        before = driver.phase(await _status(check, driver, job))
         check.doing = f"cancelling {job}"
         answer = await driver.cancel(job)
-        after = driver.phase(await driver.status(job))
+        after = driver.phase(await _status(check, driver, job))
         body = answer.json() if answer.status_code < 300 else {}
         if not isinstance(body, dict):
             raise ValueError(f"the cancel answer is not a JSON object: {answer.text[:120]!r}")
@@ -534,7 +562,9 @@ async def _cancel(check: _Check, driver: Driver, sleep: Wait, interval: float) -
         check.fail(f"cancel flow broke: {_describe(exc, '')}")
         return check.done()
     cancelled = driver.cancelled(answer)
-    if before is Phase.QUEUED and cancelled and after is not Phase.CANCELLED:
+    if before is Phase.QUEUED and cancels_queued:
+        _queued_cancel(check, answer, cancelled, after)
+    elif before is Phase.QUEUED and cancelled and after is not Phase.CANCELLED:
         check.fail(f"cancel said cancelled but the job is {after}")
     wrongly = before not in (Phase.QUEUED, Phase.CANCELLED)
     if cancelled and wrongly and driver.facts.cancel_only_queued:
@@ -543,9 +573,56 @@ async def _cancel(check: _Check, driver: Driver, sleep: Wait, interval: float) -
         check.fail("cancel was refused but the job is cancelled")
     if after is Phase.CANCELLED:
         await sleep(interval)
-        if driver.phase(await driver.status(job)) is not Phase.CANCELLED:
+        if driver.phase(await _status(check, driver, job)) is not Phase.CANCELLED:
             check.fail("a cancelled job did not stay cancelled")
     check.done()
+
+
+def _queued_cancel(check: _Check, answer: httpx.Response, cancelled: bool,
+                   after: Phase) -> None:
+    """Judge the cancel of a job read as queued just before: the provider cancels queued jobs,
+    so the cancel must succeed and the job then read as cancelled.
+
+    A refusal is judged only while the job still reads queued afterwards: on a real clock it may
+    have started between the two requests, and a running job may be refused."""
+    where = f"{answer.request.method} {answer.request.url.path}"
+    if not cancelled and after is Phase.QUEUED:
+        check.fail(f"{where} of a queued job answered {answer.status_code} "
+                   f"({_reason(answer)}) and the job is still queued; expected it cancelled "
+                   "(the provider's rules let a queued job be cancelled)")
+    elif cancelled and after is not Phase.CANCELLED:
+        check.fail(f"{where} of a queued job said cancelled, but the job then reads {after}; "
+                   "expected cancelled")
+
+
+async def _status(check: _Check, driver: Driver, job: str) -> httpx.Response:
+    """The status answer for ``job``, judged (:func:`_judge`) when it is a 200."""
+    answer = await driver.status(job)
+    if answer.status_code == 200:
+        _judge(check, driver, answer, job)
+    return answer
+
+
+def _judge(check: _Check, driver: Driver, answer: httpx.Response, job: str) -> None:
+    """What a schema cannot see in a 200 status or result answer: it must be about the job
+    asked for, and agree with itself (times in order, the documented retention, counts; the
+    provider's ``answer_problems``). Each problem is said once per check, however many answers
+    repeat it."""
+    where = f"{answer.request.method} {answer.request.url.path}"
+    try:
+        named = driver.facts.job_id(answer.json())
+    except (ValueError, KeyError, TypeError, IndexError):
+        named = None  # a missing or unreadable id is the schema's to report
+    problems = []
+    if named is not None and named != job:
+        problems.append(f"{where} answered about job {named[:80]!r}, not the job asked for "
+                        f"({job}); expected {'.'.join(driver.facts.id_field)} = {job}")
+    with contextlib.suppress(ValueError):  # not JSON: the schema check says so
+        problems += [f"{where}: {problem}" for problem in driver.facts.answer_problems(
+            answer.json(), check.retention)]
+    for problem in problems:
+        if problem not in check.problems:
+            check.fail(problem)
 
 
 def _runs(phases: list[Phase]) -> str:

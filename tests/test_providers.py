@@ -130,7 +130,9 @@ _PREFIX = "/toy"
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class ToyOptions(TheRouterOptions):
-    """``[toy]``: the options of the provider it is modelled on."""
+    """``[toy]``: the options of the provider it is modelled on; its docs keep a job an hour."""
+
+    retention: float = 3600.0
 
 
 class Toy(TheRouter):

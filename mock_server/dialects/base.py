@@ -13,6 +13,7 @@ module and its ``schemas/<name>/`` folder names the provider. The HTTP layer own
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import random
@@ -62,6 +63,7 @@ __all__ = [
     "retry_after_header",
     "schema_violations",
     "template",
+    "times_out_of_order",
     "unstamped",
 ]
 
@@ -239,6 +241,11 @@ class ClientFacts:
     price_source: str = ""
     #: Only queued jobs may be cancelled (judged by ``wanmock verify``).
     cancel_only_queued: bool = True
+    #: What a status or result answer's schema cannot see: times out of order, a retention
+    #: other than the documented one (given: the default options' ``retention``), counts that
+    #: disagree (judged by ``wanmock verify``).
+    answer_problems: Callable[[Any, float], list[str]] = field(
+        default=lambda answer, retention: [])
 
     def job_id(self, submitted: Any) -> str:
         return str(_dig(submitted, self.id_field))
@@ -456,6 +463,32 @@ def _without(body: Mapping[str, Any], path: tuple[str, ...]) -> dict[str, Any]:
     if rest and isinstance(copy.get(head), Mapping):
         copy[head] = _without(copy[head], rest)
     return copy
+
+
+def times_out_of_order(where: Any, names: Sequence[str], prefix: str = "") -> list[str]:
+    """Each pair of the time fields ``names`` of ``where`` (in the order they must come) that
+    are out of order; absent, null or unreadable fields are left to the schema.
+
+    >>> times_out_of_order({"created_at": "2025-01-02T00:00:00.000Z",
+    ...                     "finished_at": "2025-01-01T00:00:00.000Z"},
+    ...                    ("created_at", "finished_at"))
+    ['finished_at 2025-01-01T00:00:00.000Z is before created_at 2025-01-02T00:00:00.000Z']
+    """
+    known: list[tuple[str, Any, datetime]] = []
+    for name in names:
+        value = where.get(name) if isinstance(where, dict) else None
+        if isinstance(value, str):
+            try:
+                when = datetime.fromisoformat(value)
+            except ValueError:
+                continue
+            known.append((name, value, when.replace(tzinfo=when.tzinfo or UTC)))
+    problems = []
+    for (early, early_value, first), (late, late_value, then) in itertools.pairwise(known):
+        if then < first:
+            problems.append(f"{prefix}{late} {late_value} is before {prefix}{early} "
+                            f"{early_value}")
+    return problems
 
 
 def iso8601(when: float) -> str:

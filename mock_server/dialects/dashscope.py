@@ -51,9 +51,28 @@ from .base import (
     error_headers,
     error_responses,
     schema_violations,
+    times_out_of_order,
 )
 
 __all__ = ["DashScope", "DashScopeOptions", "LongPrompt", "SyncRefusal", "UnknownTask"]
+
+
+def _answer_problems(answer: Any, retention: float) -> list[str]:
+    """A task's times come in order, and ``usage.image_count`` (what is billed) is the number
+    of results with an image: a failed image of a partial failure is listed but not billed."""
+    if not isinstance(answer, dict) or not isinstance(answer.get("output"), dict):
+        return []
+    output = answer["output"]
+    problems = times_out_of_order(output, ("submit_time", "scheduled_time", "end_time"),
+                                  "output.")
+    usage, results = answer.get("usage"), output.get("results")
+    if isinstance(usage, dict) and isinstance(results, list):
+        count = usage.get("image_count")
+        images = sum(isinstance(r, dict) and "url" in r for r in results)
+        if isinstance(count, int) and count != images:
+            problems.append(f"usage.image_count is {count}, but output.results holds {images} "
+                            f"image{'s' if images != 1 else ''}; expected {images}")
+    return problems
 
 
 class LongPrompt(enum.StrEnum):
@@ -275,6 +294,7 @@ class DashScope:
         price_per_image=0.025,
         price_source="Model Studio international price list for wan2.2-t2i-flash (INFERRED: "
                      "not in the stored docs)",
+        answer_problems=_answer_problems,
     )
 
     def __init__(self, options: DashScopeOptions | None = None) -> None:

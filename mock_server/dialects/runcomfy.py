@@ -46,6 +46,7 @@ from .base import (
     error_responses,
     iso8601,
     schema_violations,
+    times_out_of_order,
 )
 
 __all__ = ["AuthErrorStyle", "FailedStatusWord", "NotReadyStyle", "OutputField", "RunComfy",
@@ -202,6 +203,8 @@ class RunComfy:
         key_env="RUNCOMFY_API_TOKEN",
         price_per_image=0.048,
         price_source="RunComfy bills per request; TheRouter's $0.048 per image as a bound",
+        answer_problems=lambda answer, retention: times_out_of_order(
+            answer, ("created_at", "finished_at")),  # retention undocumented: not judged
     )
 
     def __init__(self, options: RunComfyOptions | None = None) -> None:

@@ -116,6 +116,20 @@ _FAILURES = {
 }
 
 
+def _answer_problems(answer: Any, documented: float) -> list[str]:
+    """A job's ``expires_at`` is ``created_at`` plus the ``documented`` retention (7 days), to
+    the second: both are whole seconds, each rounded down."""
+    if not isinstance(answer, dict):
+        return []
+    created, expires = answer.get("created_at"), answer.get("expires_at")
+    if not (isinstance(created, int) and isinstance(expires, int)):
+        return []  # absent or mistyped: the schema says so
+    if abs(expires - created - documented) > 1:
+        return [f"expires_at {expires} is created_at {created} + {expires - created} s; "
+                f"expected + {documented:g} s (the documented retention)"]
+    return []
+
+
 class TheRouter:
     """The TheRouter dialect."""
 
@@ -176,6 +190,7 @@ class TheRouter:
         price_per_image=0.048,
         price_source="TheRouter's pricing table (the model page's prose says $0.04)",
         cancel_only_queued=False,  # cancel_running may widen it
+        answer_problems=_answer_problems,
     )
 
     def __init__(self, options: TheRouterOptions | None = None) -> None:

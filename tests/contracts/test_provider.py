@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import socket
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from wanmock.contracts.drivers import DRIVERS
 from wanmock.contracts.provider import admin_clock_wait, clock_mode_problem, verify_provider
 from wanmock.server import Config, FakeClock, create_app
 from wanmock.server.cli import main
+from wanmock.server.dialects import default_registry
 from wanmock.server.web.serve import LiveServer
 
 pytestmark = pytest.mark.anyio
@@ -345,3 +347,177 @@ async def test_an_unknown_provider_is_an_error_listing_the_known_ones() -> None:
     with pytest.raises(ValueError, match="unknown provider 'nosuch'; known: dashscope, runcomfy, "
                                          "therouter"):
         await verify_provider("nosuch", "http://127.0.0.1:8000", "key")
+
+
+# --- cancel: a queued job must be cancellable -------------------------------------------------
+
+#: Each provider's own refusal of a cancel, for a job id (as its fake refuses a running job).
+REFUSALS: dict[str, Callable[[str], tuple[int, dict]]] = {  # type: ignore[type-arg]
+    "therouter": lambda job: (409, {"error": {
+        "message": "Job cannot be cancelled in status queued", "type": "invalid_request_error",
+        "code": "job_not_cancellable", "param": None}}),
+    "dashscope": lambda job: (400, {
+        "request_id": "7574ee8f-38a3-4b1e-9280-11c33ab46e51", "code": "UnsupportedOperation",
+        "message": "Failed to cancel the task, please confirm if the task is in PENDING "
+                   "status."}),
+    "runcomfy": lambda job: (202, {"request_id": job, "status": "in_queue",
+                                   "outcome": "not_cancellable"}),
+}
+
+
+def refuse_cancels(app: ASGIApp, provider: str) -> ASGIApp:
+    """A server that refuses every cancel in its provider's words; the job keeps running."""
+
+    async def refusing(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].endswith("/cancel"):
+            return await app(scope, receive, send)
+        status, data = REFUSALS[provider](scope["path"].split("/")[-2])
+        body = json.dumps(data).encode()
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+    return refusing
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_a_server_refusing_to_cancel_a_queued_job_fails(
+    provider: str, clock: FakeClock
+) -> None:
+    app = refuse_cancels(create_app(Config().replace(server={"seed": 1}), clock=clock), provider)
+    report = await run(app, clock, provider)
+    (failure,) = report.failures()
+    assert failure.name == "cancel follows the provider's rules"
+    assert "/cancel of a queued job answered" in failure.detail
+    assert "the job is still queued; expected it cancelled" in failure.detail
+
+
+async def test_a_refusal_after_the_job_started_is_not_judged(clock: FakeClock) -> None:
+    """On a real clock the job may start between the read and the cancel: a refusal then is
+    the provider's rule, not a lie (the job here ignores the scenario header and finishes)."""
+    fake = create_app(Config().replace(server={"seed": 1}), clock=clock)
+
+    async def real_like(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            scope = {**scope, "headers": [(k, v) for k, v in scope["headers"]
+                                          if k != b"x-wanmock-scenario"]}
+            if scope["path"].endswith("/cancel"):
+                clock.advance(3600)  # it ran and finished meanwhile
+        await fake(scope, receive, send)
+
+    report = await run(real_like, clock, "therouter")
+    assert report.ok, report.render()
+
+
+# --- status and result answers must be about the job asked for -------------------------------
+
+
+def other_job(provider: str) -> Callable[[str, dict], dict | None]:  # type: ignore[type-arg]
+    """A lie: every status or result answer names another job (the provider's unknown id)."""
+    facts = default_registry().get(provider).client
+
+    def lie(path: str, body: dict) -> dict | None:  # type: ignore[type-arg]
+        try:
+            job = facts.job_id(body)
+        except (KeyError, TypeError):
+            return None
+        if job not in path or path.endswith("/cancel"):
+            return None  # the submit answer, or a cancel's
+        changed = copy.deepcopy(body)
+        where = changed
+        for name in facts.id_field[:-1]:
+            where = where[name]
+        where[facts.id_field[-1]] = facts.unknown_id
+        return changed
+
+    return lie
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_answers_about_another_job_fail(provider: str, clock: FakeClock) -> None:
+    app = rewrite(create_app(Config().replace(server={"seed": 1}), clock=clock),
+                  other_job(provider))
+    report = await run(app, clock, provider)
+    names = [r.name for r in report.failures()]
+    assert names == ["submit, poll to a terminal state, fetch the result",
+                     "cancel follows the provider's rules"], report.render()
+    unknown = default_registry().get(provider).client.unknown_id
+    detail = report.failures()[0].detail
+    assert f"answered about job '{unknown}', not the job asked for" in detail
+    lines = [line for line in detail.splitlines() if "not the job asked for" in line]
+    assert len(lines) == len(set(lines))  # said once per endpoint, not once per poll
+
+
+# --- a job is its owner's ----------------------------------------------------------------------
+
+
+def anonymous_reads(app: ASGIApp) -> ASGIApp:
+    """A server that checks keys on submit only: a GET without a key acts as the owner."""
+
+    async def lax(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET" and not any(
+                k == b"authorization" for k, _ in scope["headers"]):
+            scope = {**scope, "headers": [*scope["headers"], (b"authorization", b"Bearer key")]}
+        await app(scope, receive, send)
+
+    return lax
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_a_job_readable_without_a_key_fails(provider: str, clock: FakeClock) -> None:
+    app = anonymous_reads(create_app(Config().replace(server={"seed": 1}), clock=clock))
+    report = await run(app, clock, provider)
+    (failure,) = report.failures()
+    assert failure.name == "submit, poll to a terminal state, fetch the result"
+    assert "without an Authorization header answered 200; expected the provider's auth " \
+           "error (401)" in failure.detail
+
+
+# --- an answer agrees with itself --------------------------------------------------------------
+
+
+def _swap(body: dict, where: str, early: str, late: str) -> dict | None:  # type: ignore[type-arg]
+    part = body.get(where) if where else body
+    if not isinstance(part, dict) or not (part.get(early) and part.get(late)) \
+            or part[early] == part[late]:
+        return None
+    swapped = {**part, early: part[late], late: part[early]}
+    return {**body, where: swapped} if where else swapped
+
+
+SELF_CONTRADICTIONS = {
+    "therouter-expires-after-1-day": (
+        "therouter",
+        lambda path, body: {**body, "expires_at": body["created_at"] + 86400}
+        if isinstance(body.get("created_at"), int) and "expires_at" in body else None,
+        "expires_at {e} is created_at {c} + 86400 s; expected + 604800 s (the documented "
+        "retention)"),
+    "runcomfy-finished-before-created": (
+        "runcomfy",
+        lambda path, body: _swap(body, "", "created_at", "finished_at")
+        if path.endswith("/result") else None,
+        "/result: finished_at {e} is before created_at {c}"),
+    "dashscope-ended-before-submitted": (
+        "dashscope",
+        lambda path, body: _swap(body, "output", "submit_time", "end_time"),
+        "output.end_time {e} is before output.submit_time {c}"),
+    "dashscope-no-billed-image": (
+        "dashscope",
+        lambda path, body: {**body, "usage": {**body["usage"], "image_count": 0}}
+        if isinstance(body.get("usage"), dict) else None,
+        "usage.image_count is 0, but output.results holds 1 image; expected 1"),
+}
+
+
+@pytest.mark.parametrize("lie", sorted(SELF_CONTRADICTIONS))
+async def test_answers_contradicting_themselves_fail(lie: str, clock: FakeClock) -> None:
+    provider, change, expected = SELF_CONTRADICTIONS[lie]
+    app = rewrite(create_app(Config().replace(server={"seed": 1}), clock=clock), change)
+    report = await run(app, clock, provider)
+    assert not report.ok
+    lifecycle = next(r for r in report.results if r.name.startswith("submit, poll"))
+    assert lifecycle.outcome == "fail", report.render()
+    head, _, tail = expected.partition("{e}")
+    assert head in lifecycle.detail and tail.split("{c}")[0] in lifecycle.detail, \
+        lifecycle.detail
