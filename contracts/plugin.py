@@ -43,7 +43,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
@@ -61,6 +61,8 @@ __all__ = ["FaultScripter", "MarkerOptions"]
 _CLOCKS = ("autojump", "manual", "real")
 _OWN_KEYS = ("preset", "seed", "clock", "autojump_threshold", "strict")
 _failed = pytest.StashKey[bool]()
+#: A live server (another thread) answers this test's requests: journal reads settle first.
+_live = pytest.StashKey[bool]()
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -234,8 +236,10 @@ def _teardown_problems(app: Starlette, errors: list[str]) -> list[str]:
 
 
 @pytest.fixture
-def wanmock_server(wanmock_app: Starlette, wanmock_clock: Clock,
-                   wanmock_options: MarkerOptions) -> Iterator[LiveServer | TrackedServer]:
+def wanmock_server(
+    request: pytest.FixtureRequest, wanmock_app: Starlette, wanmock_clock: Clock,
+    wanmock_options: MarkerOptions,
+) -> Iterator[LiveServer | TrackedServer]:
     """The fake on a real uvicorn socket (free loopback port), stopped after the test; its
     clock runs as the marker's ``clock`` says (autojump by default)."""
     from wanmock.server import FakeClock
@@ -243,6 +247,7 @@ def wanmock_server(wanmock_app: Starlette, wanmock_clock: Clock,
 
     from .autojump import Autojump, TrackedServer, Watched, next_job_change
 
+    request.node.stash[_live] = True
     if not isinstance(wanmock_clock, FakeClock):
         with LiveServer(wanmock_app) as live:
             yield live
@@ -262,10 +267,47 @@ def wanmock_base_url(wanmock_server: LiveServer | TrackedServer) -> str:
     return wanmock_server.url
 
 
+class _SettledJournal:
+    """The fake's journal, read only once the live server has journaled every request it has
+    received (the edge journals an answer after sending it, so a client can hold its answer
+    before the request is in the journal; an assertion on the next line would miss it).
+    Requests waiting on the fake clock are not waited for. In process (no live server) each
+    request is journaled before the client has its answer: nothing to wait for."""
+
+    _PATIENCE = 5.0  # real seconds; only a request stuck mid-work could take this long
+
+    def __init__(self, app: Starlette, node: pytest.Item) -> None:
+        object.__setattr__(self, "_rt", app.state.wanmock)
+        object.__setattr__(self, "_node", node)
+
+    def _settle(self) -> None:
+        import time
+
+        rt = self._rt
+        if rt.settled or not self._node.stash.get(_live, False):
+            return
+        deadline = time.monotonic() + self._PATIENCE
+        while not rt.settled and time.monotonic() < deadline:
+            time.sleep(0.0002)
+
+    def __getattr__(self, name: str) -> Any:
+        self._settle()
+        return getattr(self._rt.journal, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._rt.journal, name, value)
+
+    def __repr__(self) -> str:
+        return f"<settled {self._rt.journal!r}>"
+
+
 @pytest.fixture
-def wanmock_journal(wanmock_app: Starlette) -> Journal:
-    """What clients did to the fake; judge it with ``wanmock.contracts.assertions``."""
-    return wanmock_app.state.wanmock.journal  # type: ignore[no-any-return]
+def wanmock_journal(request: pytest.FixtureRequest, wanmock_app: Starlette) -> Journal:
+    """What clients did to the fake; judge it with ``wanmock.contracts.assertions``.
+
+    Every read first waits (briefly, in real time) until the live server has journaled each
+    request it received, so an assertion right after a client's call sees that call."""
+    return cast("Journal", _SettledJournal(wanmock_app, request.node))
 
 
 class FaultScripter:
