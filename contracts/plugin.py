@@ -31,7 +31,8 @@ The marker ``@pytest.mark.wanmock(...)`` takes ``preset``, ``seed``, any config 
 * ``strict`` — teardown checks (default ``True``): a test fails if a fault it scripted was never
   served, if the journal dropped evidence (more jobs or keys than ``journal.max_jobs`` /
   ``max_keys``: verdicts would be incomplete), or if the fake logged an internal error. The
-  journal's ring buffer may overflow freely: nothing is judged from it.
+  journal's ring buffer may overflow freely: nothing is judged from it. A test that failed,
+  errored at setup, was skipped or xfailed is not checked (its own outcome is the verdict).
 
 An unknown marker key, or a bad value, is an error at the test's setup naming it and the valid
 ones. Tests marked ``smoke`` talk to the real providers: they run only when selected
@@ -101,9 +102,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
-    """Remember a failed test: its teardown checks then stay quiet (one failure is enough)."""
+    """Remember a test that failed, errored at setup, was skipped or xfailed: its teardown
+    checks then stay quiet (one failure is enough, and a test that stopped early did not get
+    to serve its scripted faults)."""
     report = yield
-    if report.when == "call" and report.failed:
+    if report.when in ("setup", "call") and (report.failed or report.skipped):
         item.stash[_failed] = True
     return report
 
