@@ -34,9 +34,12 @@ The marker ``@pytest.mark.wanmock(...)`` takes ``preset``, ``seed``, any config 
   journal's ring buffer may overflow freely: nothing is judged from it. A test that failed,
   errored at setup, was skipped or xfailed is not checked (its own outcome is the verdict).
 
-An unknown marker key, or a bad value, is an error at the test's setup naming it and the valid
-ones. Tests marked ``smoke`` talk to the real providers: they run only when selected
-(``pytest -m smoke``) and the provider's key is set.
+Markers at several levels (module ``pytestmark``, class, function) merge, the closest winning
+per key: a class's ``lifecycle={...}`` applies to its method marked ``wanmock(seed=1)``, and a
+method's own ``lifecycle`` replaces the class's whole section. An unknown marker key, a bad
+value, or ``seed`` and ``server={"seed": ...}`` disagreeing, is an error at the test's setup
+naming it and the valid ones. Tests marked ``smoke`` talk to the real providers: they run only
+when selected (``pytest -m smoke``) and the provider's key is set.
 """
 
 from __future__ import annotations
@@ -117,11 +120,14 @@ def _marker(request: pytest.FixtureRequest) -> tuple[Config, MarkerOptions]:
     from wanmock.server.errors import ConfigError
     from wanmock.server.vocab import suggest
 
-    marker = request.node.get_closest_marker("wanmock")
-    if marker is not None and marker.args:
-        pytest.fail(f"@pytest.mark.wanmock takes keywords only, got {marker.args!r}",
-                    pytrace=False)
-    options: dict[str, Any] = dict(marker.kwargs) if marker else {}
+    # Every level's marker (module, class, function), the closest winning per key.
+    options: dict[str, Any] = {}
+    for marker in request.node.iter_markers("wanmock"):
+        if marker.args:
+            pytest.fail(f"@pytest.mark.wanmock takes keywords only, got {marker.args!r}",
+                        pytrace=False)
+        for key, value in marker.kwargs.items():
+            options.setdefault(key, value)
     sections = {f.name for f in dataclasses.fields(Config) if f.name != "preset"}
     valid = set(_OWN_KEYS) | sections
     for key in options:
@@ -130,6 +136,10 @@ def _marker(request: pytest.FixtureRequest) -> tuple[Config, MarkerOptions]:
                         pytrace=False)
     preset = options.pop("preset", None)
     server = dict(options.pop("server", {}) or {})
+    if "seed" in options and "seed" in server and options["seed"] != server["seed"]:
+        pytest.fail(f"@pytest.mark.wanmock: seed={options['seed']!r} and "
+                    f"server={{'seed': {server['seed']!r}}} disagree; give the seed once",
+                    pytrace=False)
     server.setdefault("seed", options.pop("seed", 0))
     clock = options.pop("clock", "real" if "time_scale" in server else "autojump")
     threshold = options.pop("autojump_threshold", 0.02)

@@ -300,3 +300,35 @@ def test_teardown_checks_excuse_tests_that_stopped_early(pytester: pytest.Pytest
     assert "ERROR at teardown of test_skipped" not in out
     assert "ERROR at teardown of test_xfailed" not in out
     assert "ERROR at teardown of test_other_fixture" not in out
+
+
+def test_markers_merge_by_level_and_a_seed_given_twice_is_refused(
+        pytester: pytest.Pytester) -> None:
+    """Markers at class and function level merge, the closest winning per key; ``seed`` and
+    ``server={"seed": ...}`` that disagree fail at setup naming both."""
+    pytester.makepyfile(test_markers="""
+        import pytest
+
+        @pytest.mark.wanmock(lifecycle={"run_time": "fixed(7)"}, seed=2)
+        class TestPreset:
+            @pytest.mark.wanmock(seed=4)
+            def test_class_section_kept_seed_overridden(self, wanmock_config):
+                assert wanmock_config.server.seed == 4
+                assert wanmock_config.lifecycle.run_time.value == 7
+
+            def test_class_marker_alone(self, wanmock_config):
+                assert wanmock_config.server.seed == 2
+
+        @pytest.mark.wanmock(server={"seed": 5}, seed=3)
+        def test_seed_conflict(wanmock_config):
+            pass
+
+        @pytest.mark.wanmock(server={"seed": 5}, seed=5)
+        def test_seed_given_twice_alike(wanmock_config):
+            assert wanmock_config.server.seed == 5
+    """)
+    result = pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=3, errors=1)
+    result.stdout.fnmatch_lines([
+        "*ERROR at setup of test_seed_conflict*",
+        "*seed=3 and server={'seed': 5} disagree; give the seed once*"])
