@@ -31,11 +31,15 @@ The marker ``@pytest.mark.wanmock(...)`` takes ``preset``, ``seed``, any config 
 * ``strict`` — teardown checks (default ``True``): a test fails if a fault it scripted was never
   served, if the journal dropped evidence (more jobs or keys than ``journal.max_jobs`` /
   ``max_keys``: verdicts would be incomplete), or if the fake logged an internal error. The
-  journal's ring buffer may overflow freely: nothing is judged from it.
+  journal's ring buffer may overflow freely: nothing is judged from it. A test that failed,
+  errored at setup, was skipped or xfailed is not checked (its own outcome is the verdict).
 
-An unknown marker key, or a bad value, is an error at the test's setup naming it and the valid
-ones. Tests marked ``smoke`` talk to the real providers: they run only when selected
-(``pytest -m smoke``) and the provider's key is set.
+Markers at several levels (module ``pytestmark``, class, function) merge, the closest winning
+per key: a class's ``lifecycle={...}`` applies to its method marked ``wanmock(seed=1)``, and a
+method's own ``lifecycle`` replaces the class's whole section. An unknown marker key, a bad
+value, or ``seed`` and ``server={"seed": ...}`` disagreeing, is an error at the test's setup
+naming it and the valid ones. Tests marked ``smoke`` talk to the real providers: they run only
+when selected (``pytest -m smoke``) and the provider's key is set.
 """
 
 from __future__ import annotations
@@ -43,7 +47,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
@@ -61,6 +65,8 @@ __all__ = ["FaultScripter", "MarkerOptions"]
 _CLOCKS = ("autojump", "manual", "real")
 _OWN_KEYS = ("preset", "seed", "clock", "autojump_threshold", "strict")
 _failed = pytest.StashKey[bool]()
+#: A live server (another thread) answers this test's requests: journal reads settle first.
+_live = pytest.StashKey[bool]()
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -99,9 +105,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
-    """Remember a failed test: its teardown checks then stay quiet (one failure is enough)."""
+    """Remember a test that failed, errored at setup, was skipped or xfailed: its teardown
+    checks then stay quiet (one failure is enough, and a test that stopped early did not get
+    to serve its scripted faults)."""
     report = yield
-    if report.when == "call" and report.failed:
+    if report.when in ("setup", "call") and (report.failed or report.skipped):
         item.stash[_failed] = True
     return report
 
@@ -112,11 +120,14 @@ def _marker(request: pytest.FixtureRequest) -> tuple[Config, MarkerOptions]:
     from wanmock.server.errors import ConfigError
     from wanmock.server.vocab import suggest
 
-    marker = request.node.get_closest_marker("wanmock")
-    if marker is not None and marker.args:
-        pytest.fail(f"@pytest.mark.wanmock takes keywords only, got {marker.args!r}",
-                    pytrace=False)
-    options: dict[str, Any] = dict(marker.kwargs) if marker else {}
+    # Every level's marker (module, class, function), the closest winning per key.
+    options: dict[str, Any] = {}
+    for marker in request.node.iter_markers("wanmock"):
+        if marker.args:
+            pytest.fail(f"@pytest.mark.wanmock takes keywords only, got {marker.args!r}",
+                        pytrace=False)
+        for key, value in marker.kwargs.items():
+            options.setdefault(key, value)
     sections = {f.name for f in dataclasses.fields(Config) if f.name != "preset"}
     valid = set(_OWN_KEYS) | sections
     for key in options:
@@ -125,6 +136,10 @@ def _marker(request: pytest.FixtureRequest) -> tuple[Config, MarkerOptions]:
                         pytrace=False)
     preset = options.pop("preset", None)
     server = dict(options.pop("server", {}) or {})
+    if "seed" in options and "seed" in server and options["seed"] != server["seed"]:
+        pytest.fail(f"@pytest.mark.wanmock: seed={options['seed']!r} and "
+                    f"server={{'seed': {server['seed']!r}}} disagree; give the seed once",
+                    pytrace=False)
     server.setdefault("seed", options.pop("seed", 0))
     clock = options.pop("clock", "real" if "time_scale" in server else "autojump")
     threshold = options.pop("autojump_threshold", 0.02)
@@ -234,8 +249,10 @@ def _teardown_problems(app: Starlette, errors: list[str]) -> list[str]:
 
 
 @pytest.fixture
-def wanmock_server(wanmock_app: Starlette, wanmock_clock: Clock,
-                   wanmock_options: MarkerOptions) -> Iterator[LiveServer | TrackedServer]:
+def wanmock_server(
+    request: pytest.FixtureRequest, wanmock_app: Starlette, wanmock_clock: Clock,
+    wanmock_options: MarkerOptions,
+) -> Iterator[LiveServer | TrackedServer]:
     """The fake on a real uvicorn socket (free loopback port), stopped after the test; its
     clock runs as the marker's ``clock`` says (autojump by default)."""
     from wanmock.server import FakeClock
@@ -243,6 +260,7 @@ def wanmock_server(wanmock_app: Starlette, wanmock_clock: Clock,
 
     from .autojump import Autojump, TrackedServer, Watched, next_job_change
 
+    request.node.stash[_live] = True
     if not isinstance(wanmock_clock, FakeClock):
         with LiveServer(wanmock_app) as live:
             yield live
@@ -262,10 +280,47 @@ def wanmock_base_url(wanmock_server: LiveServer | TrackedServer) -> str:
     return wanmock_server.url
 
 
+class _SettledJournal:
+    """The fake's journal, read only once the live server has journaled every request it has
+    received (the edge journals an answer after sending it, so a client can hold its answer
+    before the request is in the journal; an assertion on the next line would miss it).
+    Requests waiting on the fake clock are not waited for. In process (no live server) each
+    request is journaled before the client has its answer: nothing to wait for."""
+
+    _PATIENCE = 5.0  # real seconds; only a request stuck mid-work could take this long
+
+    def __init__(self, app: Starlette, node: pytest.Item) -> None:
+        object.__setattr__(self, "_rt", app.state.wanmock)
+        object.__setattr__(self, "_node", node)
+
+    def _settle(self) -> None:
+        import time
+
+        rt = self._rt
+        if rt.settled or not self._node.stash.get(_live, False):
+            return
+        deadline = time.monotonic() + self._PATIENCE
+        while not rt.settled and time.monotonic() < deadline:
+            time.sleep(0.0002)
+
+    def __getattr__(self, name: str) -> Any:
+        self._settle()
+        return getattr(self._rt.journal, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._rt.journal, name, value)
+
+    def __repr__(self) -> str:
+        return f"<settled {self._rt.journal!r}>"
+
+
 @pytest.fixture
-def wanmock_journal(wanmock_app: Starlette) -> Journal:
-    """What clients did to the fake; judge it with ``wanmock.contracts.assertions``."""
-    return wanmock_app.state.wanmock.journal  # type: ignore[no-any-return]
+def wanmock_journal(request: pytest.FixtureRequest, wanmock_app: Starlette) -> Journal:
+    """What clients did to the fake; judge it with ``wanmock.contracts.assertions``.
+
+    Every read first waits (briefly, in real time) until the live server has journaled each
+    request it received, so an assertion right after a client's call sees that call."""
+    return cast("Journal", _SettledJournal(wanmock_app, request.node))
 
 
 class FaultScripter:

@@ -243,6 +243,7 @@ class Edge:
         key = bearer_key(headers.get("authorization", ""))
         owner = rt.owner(key) if key else None
         now = rt.clock.now()
+        rt.arrived += 1
         try:
             if not rt.local:
                 try:
@@ -274,8 +275,11 @@ class Edge:
             outcome = Outcome(dialect.render_error(fault), error=fault)
             await self._send(send, outcome, dialect)
         finally:
-            if rt.config.journal.enabled:
-                await self._journal(match, scope, owner, now, started, outcome)
+            try:
+                if rt.config.journal.enabled:
+                    await self._journal(match, scope, owner, now, started, outcome)
+            finally:
+                rt.journaled += 1  # after journaling: see Runtime.settled
 
     def _query(self, raw: bytes) -> Mapping[str, str]:
         """The query parameters. A name given more than once is one value, the values joined
@@ -410,7 +414,7 @@ async def decided(exchange: Exchange, passage: Passage, phase: Phase | None) -> 
     decision = rt.rules.decide(passage, exchange.dialect.name, exchange.operation, phase,
                                rt.state.rng)
     if decision.delay > 0:
-        await rt.clock.sleep_until(exchange.now + decision.delay)
+        await rt.park(exchange.now + decision.delay)
     return decision
 
 

@@ -127,10 +127,11 @@ async def submit(exchange: Exchange) -> Outcome:
 async def _wait_terminal(engine: Engine, exchange: Exchange, view: JobView, owner: str,
                          deadline: float) -> JobView:
     """Wait on the (possibly fake) clock until the job ends or the deadline passes."""
-    clock = exchange.rt.clock
+    rt = exchange.rt
+    clock = rt.clock
     while not view.phase.terminal and view.at < deadline:
         end = view.record.end_at
-        await clock.sleep_until(min(deadline, end) if not math.isinf(end) else deadline)
+        await rt.park(min(deadline, end) if not math.isinf(end) else deadline)
         view = await engine.lookup(exchange.dialect.name, view.id, owner, clock.now())
     return view
 

@@ -90,6 +90,14 @@ class Runtime:
     _links: dict[str, Links] = field(init=False, default_factory=dict)
     #: The state lives in this process only: no other worker can switch its preset.
     local: bool = field(init=False, default=False)
+    #: Provider requests this process has received and journaled (the edge journals an answer
+    #: after sending it), and waits on the clock begun and ended (a sync-mode wait, an
+    #: injected delay): counters that only grow, bookkeeping of this process's requests (not
+    #: simulation state), read from other threads by :attr:`settled`.
+    arrived: int = field(init=False, default=0)
+    journaled: int = field(init=False, default=0)
+    parks: int = field(init=False, default=0)
+    unparks: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
         self.local = isinstance(self.state, MemoryState)
@@ -106,6 +114,25 @@ class Runtime:
     @property
     def clock(self) -> Clock:
         return self.state.clock
+
+    @property
+    def settled(self) -> bool:
+        """Every provider request received so far is journaled or waiting on the clock: a
+        client that has its answer finds its request in the journal.
+
+        Safe from another thread while the server's loop moves the counters: read in this
+        order, they bound the requests not journaled from above and those parked from below
+        over the whole read, so ``True`` held at every instant of it."""
+        journaled, parks = self.journaled, self.parks
+        return self.arrived - journaled <= parks - self.unparks
+
+    async def park(self, deadline: float) -> None:
+        """Wait on the clock until ``deadline``, counted for :attr:`settled`."""
+        self.parks += 1
+        try:
+            await self.state.clock.sleep_until(deadline)
+        finally:
+            self.unparks += 1
 
     @property
     def journal(self) -> Journal:

@@ -178,3 +178,157 @@ def test_live_clock_modes_markers_and_teardown_checks(pytester: pytest.Pytester)
 def test_plugin_is_registered_by_entry_point(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest_subprocess("--fixtures")
     result.stdout.fnmatch_lines(["*wanmock_server*", "*wanmock_journal*"])
+
+
+def test_journal_reads_wait_for_the_live_server_to_journal(pytester: pytest.Pytester) -> None:
+    """The live server journals a request after sending its answer: a read of the journal
+    fixture waits until every answered request is in it (an assertion on the line after a
+    client's bad poll must see that poll), but not for requests parked on the fake clock."""
+    pytester.makepyfile(test_race="""
+        import asyncio
+        import threading
+        import httpx
+        import pytest
+        from wanmock.contracts import assertions
+        from wanmock.server.web import edge
+
+        SHORT = {"queue_delay": "fixed(0)", "run_time": "fixed(30)"}
+        SUBMIT = "/v1/images/generations"
+        BODY = {"model": "wan/wan2.2-t2i-flash", "prompt": "x"}
+
+        @pytest.fixture
+        def hold(monkeypatch):
+            # Journaling waits for this event: the answer is out, the journal lags behind.
+            held = threading.Event()
+            held.set()
+            journal = edge.Edge._journal
+
+            async def late(self, *args, **kwargs):
+                await asyncio.to_thread(held.wait, 10)
+                await journal(self, *args, **kwargs)
+
+            monkeypatch.setattr(edge.Edge, "_journal", late)
+            return held
+
+        def read_in_a_thread(read):
+            seen = []
+            reader = threading.Thread(target=lambda: seen.append(read()))
+            reader.start()
+            reader.join(0.1)
+            return reader, seen
+
+        @pytest.mark.wanmock(clock="manual", lifecycle=SHORT)
+        def test_poll_after_terminal_is_seen(wanmock_base_url, wanmock_journal, wanmock_clock,
+                                             hold):
+            with httpx.Client(base_url=wanmock_base_url,
+                              headers={"authorization": "Bearer k"}) as http:
+                job = http.post(SUBMIT, params={"async": "true"}, json=BODY).json()["id"]
+                wanmock_clock.advance(40)
+                assert http.get(f"/v1/jobs/{job}").json()["status"] == "succeeded"
+                hold.clear()
+                http.get(f"/v1/jobs/{job}")  # the bug: a poll after the terminal answer
+
+            def judge():
+                try:
+                    assertions.assert_stopped_polling_at_terminal(wanmock_journal, job)
+                except AssertionError:
+                    return "caught"
+                return "passed"
+
+            reader, seen = read_in_a_thread(judge)
+            assert reader.is_alive() and not seen, "the read did not wait for the journal"
+            hold.set()
+            reader.join(10)
+            assert seen == ["caught"]
+
+        @pytest.mark.wanmock(clock="manual", lifecycle=SHORT)
+        def test_a_request_parked_on_the_clock_is_not_waited_for(
+                wanmock_base_url, wanmock_journal, wanmock_clock, wanmock_app):
+            answers = []
+
+            def sync_mode():  # TheRouter's sync mode: the answer waits for the job
+                with httpx.Client(base_url=wanmock_base_url,
+                                  headers={"authorization": "Bearer k"}) as http:
+                    answers.append(http.post(SUBMIT, json=BODY).status_code)
+
+            client = threading.Thread(target=sync_mode)
+            client.start()
+            rt = wanmock_app.state.wanmock
+            for _ in range(10_000):
+                if rt.parks:
+                    break
+                client.join(0.001)
+            assert rt.parks == 1 and rt.settled
+            reader, seen = read_in_a_thread(lambda: wanmock_journal.total)
+            reader.join(2)  # less than the reads' patience (5 s)
+            assert seen == [0]
+            wanmock_clock.advance(40)
+            client.join(10)
+            assert answers == [200] and wanmock_journal.total == 1
+    """)
+    result = pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
+
+
+def test_teardown_checks_excuse_tests_that_stopped_early(pytester: pytest.Pytester) -> None:
+    """A test skipped or xfailed after scripting a fault, or whose other fixture failed at
+    setup, reports that outcome once: no second verdict from the teardown checks."""
+    pytester.makepyfile(test_early="""
+        import pytest
+
+        @pytest.fixture
+        def broken(wanmock_faults):
+            wanmock_faults.script(["http-503"])
+            raise RuntimeError("fixture broke")
+
+        def test_skipped_after_scripting(wanmock_faults):
+            wanmock_faults.script(["http-503"], provider="therouter", operation="status")
+            pytest.skip("optional dependency missing")
+
+        @pytest.mark.xfail(reason="known bug", strict=False)
+        def test_xfailed_after_scripting(wanmock_faults):
+            wanmock_faults.script(["http-503"], provider="therouter", operation="status")
+            raise RuntimeError("the known bug, before it polls")
+
+        def test_other_fixture_fails_at_setup(wanmock_faults, broken):
+            pass
+    """)
+    result = pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider", "-rsxX")
+    result.assert_outcomes(skipped=1, xfailed=1, errors=1)
+    result.stdout.fnmatch_lines(["*ERROR at setup of test_other_fixture_fails_at_setup*"])
+    out = result.stdout.str()
+    assert "ERROR at teardown of test_skipped" not in out
+    assert "ERROR at teardown of test_xfailed" not in out
+    assert "ERROR at teardown of test_other_fixture" not in out
+
+
+def test_markers_merge_by_level_and_a_seed_given_twice_is_refused(
+        pytester: pytest.Pytester) -> None:
+    """Markers at class and function level merge, the closest winning per key; ``seed`` and
+    ``server={"seed": ...}`` that disagree fail at setup naming both."""
+    pytester.makepyfile(test_markers="""
+        import pytest
+
+        @pytest.mark.wanmock(lifecycle={"run_time": "fixed(7)"}, seed=2)
+        class TestPreset:
+            @pytest.mark.wanmock(seed=4)
+            def test_class_section_kept_seed_overridden(self, wanmock_config):
+                assert wanmock_config.server.seed == 4
+                assert wanmock_config.lifecycle.run_time.value == 7
+
+            def test_class_marker_alone(self, wanmock_config):
+                assert wanmock_config.server.seed == 2
+
+        @pytest.mark.wanmock(server={"seed": 5}, seed=3)
+        def test_seed_conflict(wanmock_config):
+            pass
+
+        @pytest.mark.wanmock(server={"seed": 5}, seed=5)
+        def test_seed_given_twice_alike(wanmock_config):
+            assert wanmock_config.server.seed == 5
+    """)
+    result = pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=3, errors=1)
+    result.stdout.fnmatch_lines([
+        "*ERROR at setup of test_seed_conflict*",
+        "*seed=3 and server={'seed': 5} disagree; give the seed once*"])
