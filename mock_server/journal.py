@@ -519,7 +519,9 @@ class Journal:
                 job.cancelled_at = now
         # Shown only by an answer that reached the client intact: a dropped, cut, malformed or
         # empty body told it nothing, and its next request is a retry, not a poll too many.
-        if (phase is not None and phase.terminal and status < 400 and not corrupted
+        # An expired job answered 404/410 (RunComfy deletes it) was shown expired too.
+        shown = status < 400 or (phase is Phase.EXPIRED and status in (404, 410))
+        if (phase is not None and phase.terminal and shown and not corrupted
                 and job.terminal_seen_at is None and op is not Operation.DOWNLOAD):
             job.terminal_seen_at = now
             job.terminal_phase = str(phase)

@@ -332,6 +332,24 @@ def sync_mode_openai(base_url: str, api_key: str, prompt: str) -> Any:
 # The official DashScope SDK, as its docs use it -------------------------------------------------
 
 
+def polls_a_deleted_job(base_url: str, api_key: str, prompt: str) -> Any:
+    """BAD. httpx: treats a 404 on status as transient and polls on for 10 minutes, although
+    RunComfy answers 404 "has expired and was deleted" for good."""
+    with httpx.Client(base_url=base_url, headers=_auth(api_key)) as client:
+        job = client.post(RC_SUBMIT, json={"prompt": prompt}).json()["request_id"]
+        started = time.monotonic()
+        while time.monotonic() - started < 600:
+            answer = client.get(f"/v1/requests/{job}/status")
+            if answer.status_code == 200:
+                status = answer.json()["status"]
+                if status == "completed":
+                    return client.get(f"/v1/requests/{job}/result").json()
+                if status in RC_FAILED:
+                    raise GenerationFailed(status)
+            time.sleep(5)
+        raise GenerationFailed("gave up after 600 s")
+
+
 def dashscope_sdk_call(base_url: str, api_key: str, prompt: str) -> list[str]:
     """``ImageSynthesis.call`` (submit + ``wait``), pointed at the fake by its base URL only.
 
