@@ -398,6 +398,8 @@ class Journal:
             job = self._jobs.get(job_id)
             if job is None:
                 job = self._summary(job_id, provider, key)
+            elif job.key is not None and key != job.key:
+                job = None  # another key asking for this id: not its owner's poll (refused)
             else:
                 self._jobs.move_to_end(job_id)
         if key is not None:

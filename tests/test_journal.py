@@ -140,3 +140,20 @@ def test_a_terminal_status_in_a_corrupted_answer_was_not_shown(fault: str) -> No
     # known bad: the intact answer after it was shown; one more poll is one too many
     again = record(journal, Operation.STATUS, 126, phase=Phase.SUCCEEDED)
     assert again.flags == ("poll-after-terminal",) and job.polls_after_terminal == 1
+
+
+def test_another_keys_requests_for_a_job_are_not_its_owners_polls() -> None:
+    """Key B asking for key A's job (refused: 404) is no poll of A's job: A's intervals,
+    terminal state and last request stay A's own, and B is not flagged for a state it was
+    never shown."""
+    journal = Journal()
+    record(journal, Operation.SUBMIT, 0, phase=Phase.QUEUED)
+    record(journal, Operation.STATUS, 5, phase=Phase.SUCCEEDED)
+    stranger = [record(journal, Operation.STATUS, t, key="b", status=404) for t in (5.2, 7000)]
+    job = journal.job("j")
+    assert job is not None
+    assert (job.polls, job.polls_after_terminal, job.last_request_at) == (1, 0, 5)
+    assert job.min_poll_interval is None
+    assert all("poll-after-terminal" not in entry.flags for entry in stranger)
+    owner_again = record(journal, Operation.STATUS, 6, phase=Phase.SUCCEEDED)
+    assert owner_again.flags == ("poll-after-terminal",)  # the owner's own are still judged

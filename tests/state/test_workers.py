@@ -115,8 +115,8 @@ def test_three_workers_are_one_fake(workers: list[Worker]) -> None:
     # Journal totals on any worker are every request any worker answered.
     assert {journal_total(w, fleet.sent) for w in workers} == {fleet.sent}
     jobs = workers[1].client.get("/__admin/journal/jobs").json()["jobs"]
-    # 8 + 8 polls by key A, and key B's refused look at ids[0]
-    assert sum(job["polls"] for job in jobs if job["job_id"] in ids) == 17
+    # 8 + 8 polls by key A; key B's refused look at ids[0] is no poll of A's job
+    assert sum(job["polls"] for job in jobs if job["job_id"] in ids) == 16
 
 
 def test_a_killed_worker_loses_no_job_and_new_workers_keep_everything(
