@@ -69,8 +69,24 @@ def _loopback(host: str) -> bool:
 
 
 def _hostname(authority: str) -> str:
-    """``host`` of ``host[:port]`` (``[v6]:port`` too)."""
-    return urlsplit(f"//{authority}").hostname or ""
+    """``host`` of ``host[:port]`` (``[v6]:port`` too); ``""`` if it cannot be read."""
+    try:
+        return urlsplit(f"//{authority}").hostname or ""
+    except ValueError:  # e.g. "[zz": not a loopback name, refused as any other
+        return ""
+
+
+def _authority(origin: str) -> str | None:
+    """``host[:port]`` of an ``Origin`` header, ``None`` if it cannot be read."""
+    try:
+        return urlsplit(origin).netloc
+    except ValueError:
+        return None
+
+
+#: The latest simulated time a clock may be advanced to (epoch seconds of 9000-01-01): dates
+#: written later (a job's expiry, a URL's signing date) must stay within datetime's year 9999.
+_LATEST = 221_845_392_000.0
 
 
 def denied(rt: Runtime, request: Request) -> Response | None:
@@ -91,7 +107,7 @@ def denied(rt: Runtime, request: Request) -> Response | None:
                             "rebinding attempt?); use 127.0.0.1 or configure an admin token")
     origin = request.headers.get("origin")
     site = request.headers.get("sec-fetch-site")
-    if (origin is not None and origin != "null" and urlsplit(origin).netloc != host) or (
+    if (origin is not None and origin != "null" and _authority(origin) != host) or (
             site is not None and site not in ("same-origin", "none")):
         return problem(403, "admin API: cross-site requests are refused (Origin "
                             f"{(origin or site or '')[:100]!r}); configure an admin token to "
@@ -154,6 +170,10 @@ async def clock(rt: Runtime, request: Request) -> Response:
         if (isinstance(seconds, bool) or not isinstance(seconds, int | float)
                 or not 0 <= seconds < 1e12):
             raise AdminError(f"seconds must be a number >= 0; got {json.dumps(seconds)[:40]}")
+        if rt.clock.now() + seconds > _LATEST:
+            raise AdminError(f"seconds {seconds:g} would move the clock past the year 9000 (now "
+                             f"{rt.clock.now():.0f}); the fake writes its dates (timestamps, "
+                             "image URL signatures) only up to then")
         await rt.clock.move(float(seconds))
     server = rt.config.server
     return JSONResponse({"now": rt.clock.now(), "fake": fake,
@@ -201,7 +221,7 @@ async def script(rt: Runtime, request: Request) -> Response:
     if request.method == "POST":
         body = await _body(request)
         provider = body.get("provider")
-        if provider is not None and provider not in rt.dialects:
+        if provider is not None and (not isinstance(provider, str) or provider not in rt.dialects):
             raise AdminError(f"provider must be one of {', '.join(sorted(rt.dialects))}; "
                              f"got {json.dumps(provider)[:40]}")
         operation = body.get("operation")

@@ -38,3 +38,28 @@ async def test_journal_query_validation(http: Checked) -> None:
     assert (await http.get("/__admin/journal", params={"limit": "x"})).status_code == 400
     missing = await http.get("/__admin/journal/jobs", params={"job_id": "nope"})
     assert missing.status_code == 404
+
+
+@pytest.mark.parametrize("headers", [{"host": "[zz"}, {"host": "[::1"},
+                                     {"origin": "http://[zz"}, {"origin": "http://]"}])
+async def test_an_unreadable_host_or_origin_is_refused_not_a_500(
+        http: Checked, headers: dict[str, str]) -> None:
+    answer = await http.get("/__admin/health", headers=headers)
+    assert answer.status_code == 403 and "admin API" in answer.json()["error"]
+
+
+@pytest.mark.parametrize("provider", [["therouter"], {"a": 1}, 5])
+async def test_a_scripted_provider_that_is_not_a_name_is_a_400(http: Checked,
+                                                              provider: object) -> None:
+    answer = await http.post("/__admin/script", json={"provider": provider, "responses": ["pass"]})
+    assert answer.status_code == 400 and "provider must be one of" in answer.json()["error"]
+
+
+async def test_the_clock_cannot_be_advanced_past_the_dates_the_fake_can_write(
+        http: Checked) -> None:
+    job = (await http.post("/v1/models/wan-ai/wan-2-2/flash/text-to-image",
+                           json={"prompt": "x"})).json()["request_id"]
+    refused = await http.post("/__admin/clock/advance", json={"seconds": 300_000_000_000})
+    assert refused.status_code == 400 and "year 9000" in refused.json()["error"]
+    assert (await http.post("/__admin/clock/advance", json={"seconds": 3600})).status_code == 200
+    assert (await http.get(f"/v1/requests/{job}/result")).status_code == 200
