@@ -63,8 +63,11 @@ def expected_schema(
 ) -> tuple[str | None, str | None]:
     """``(schema, problem)``: the schema the body must match, or why the status is unexpected.
 
-    ``schema`` is ``None`` for bodiless answers (302) and for paths no provider owns.
+    ``schema`` is ``None`` for bodiless answers (302, any answer to HEAD) and for paths no
+    provider owns. HEAD is judged as the GET it mirrors (RFC 9110 §9.3.2), by status only.
     """
+    if method == "HEAD":
+        return None, expected_schema("GET", path, status, registry=registry)[1]
     table = _table(registry)
     path_routes = [(cls, route) for cls, route, rx in table.entries if rx.match(path)]
     for cls, route in path_routes:

@@ -47,14 +47,26 @@ def encode_reply(reply: Reply) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
 
 
 async def read_body(receive: Callable[[], Awaitable[MutableMapping[str, Any]]], *, media: bytes,
-                    declared: bytes, limit: int) -> bytes:
-    """The whole request body, or a domain error: wrong media type, over ``limit`` bytes.
+                    declared: bytes, limit: int, encoding: bytes = b"") -> bytes:
+    """The whole request body, or a domain error: wrong media type, a charset other than
+    UTF-8, a Content-Encoding (compressed bodies are not read), over ``limit`` bytes.
 
     A client that disconnects mid-body raises :class:`ClientGone` (nothing to answer)."""
-    kind = media.split(b";")[0].strip().lower()
+    kind, *params = (part.strip().lower() for part in media.split(b";"))
     if kind != b"application/json":
         got = repr(kind.decode("latin-1")[:60]) if kind else "none"
         raise UnsupportedMediaType(f"Content-Type must be application/json; got {got}")
+    for param in params:
+        name, _, value = param.partition(b"=")
+        if name.strip() == b"charset" and value.strip(b' "') not in (b"utf-8", b"utf8"):
+            raise UnsupportedMediaType(
+                "Content-Type charset must be utf-8 (JSON is UTF-8, RFC 8259); got "
+                f"{value.strip().decode('latin-1')[:40]!r}")
+    coding = encoding.strip().lower()
+    if coding and coding != b"identity":
+        raise UnsupportedMediaType(
+            f"Content-Encoding {coding.decode('latin-1')[:40]!r} is not accepted; send the JSON "
+            "body uncompressed (no Content-Encoding header)")
     if declared.isdigit() and len(declared) < 16 and int(declared) > limit:
         raise BodyTooLarge(f"request body is {int(declared)} bytes; the limit is {limit}")
     chunks = []

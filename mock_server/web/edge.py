@@ -25,7 +25,7 @@ from types import MappingProxyType
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, unquote_to_bytes
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..dialects import Dialect, Reply, Route, Stamped, retry_after_header
 from ..errors import (
@@ -141,6 +141,17 @@ def _headers(scope: Scope) -> dict[str, str]:
     return found
 
 
+def _headless(send: Send) -> Send:
+    """``send`` for a HEAD request: the GET answer's status and headers (its Content-Length
+    included), no body bytes."""
+    async def without_body(message: Message) -> None:
+        if message["type"] == "http.response.body":
+            message = {**message, "body": b""}
+        await send(message)
+
+    return without_body
+
+
 def short(path: str) -> str:
     """A path as kept in the journal and quoted in messages."""
     return path if len(path) <= _PATH_KEPT else path[:_PATH_KEPT] + "…"
@@ -176,11 +187,13 @@ class Edge:
         # Routes match the path as sent (percent-encoded), as Express and most HTTP routers do:
         # an escaped slash stays inside its segment (``/v1/jobs/a%2Fb`` asks for job ``a/b``
         # and is answered in the provider's shape, not as an unknown route).
-        match = self._match(scope["method"], scope.get("raw_path") or scope["path"])
+        method = scope["method"]
+        head = method == "HEAD"  # a GET whose answer goes without its body (RFC 9110 §9.3.2)
+        match = self._match("GET" if head else method, scope.get("raw_path") or scope["path"])
         if match is None:
             await self.fallback(scope, receive, send)
             return
-        await self._serve(match, scope, receive, send)
+        await self._serve(match, scope, receive, _headless(send) if head else send)
 
     def _match(self, method: str, path: bytes | str) -> _Match | None:
         if len(path) > _MATCH_KEPT:

@@ -82,7 +82,8 @@ async def submit(exchange: Exchange) -> Outcome:
         headers = exchange.headers
         raw = await read_body(exchange.receive, media=headers.get("content-type", "").encode(
             "latin-1"), declared=headers.get("content-length", "").encode("latin-1"),
-            limit=rt.config.server.max_body_bytes)
+            limit=rt.config.server.max_body_bytes,
+            encoding=headers.get("content-encoding", "").encode("latin-1"))
         submitted = SubmitInput(decode_json(raw), exchange.params, exchange.query, headers)
         request = dialect.parse_submit(submitted)
         limit = rt.config.limits.prompt_chars

@@ -130,6 +130,18 @@ def cases() -> Iterator[Case]:
                                    ("trailing-crlf", "{job}%0D%0A")):
                     yield Case(provider, route, f"{label}-{name}", path={name: raw},
                                own_route=True)
+        if route.request_schema is not None:
+            # JSON is UTF-8 and the fake reads no compressed body: refused, naming the header
+            for label, headers, named in (
+                    ("charset-utf-16", {"content-type": "application/json; charset=utf-16"},
+                     "charset"),
+                    ("charset-latin-1", {"content-type": "application/json;charset=latin-1"},
+                     "charset"),
+                    ("content-encoding-gzip", {"content-encoding": "gzip"}, "Content-Encoding"),
+                    ("content-encoding-br", {"content-encoding": "br"}, "Content-Encoding")):
+                yield Case(provider, route, label, headers=headers, names=named)
+            yield Case(provider, route, "charset-utf-8-quoted", refused=False,
+                       headers={"content-type": 'application/json; charset="UTF-8"'})
         if route.operation is Operation.SUBMIT:
             for label, scenario in (("queue", "queue-" + "9" * 5000),
                                     ("expire-after", f"expire-after-{'9' * 400}s")):
@@ -223,9 +235,10 @@ def valid_request(world: World, case: Case
 
 async def send(world: World, case: Case) -> httpx.Response:
     path, query, body, protocol = valid_request(world, case)
-    headers: dict[str, str | bytes] = {**protocol, **case.headers}
+    headers: dict[str, str | bytes] = dict(protocol)
     if body is not None:
         headers["content-type"] = "application/json"
+    headers.update(case.headers)  # the case's own headers win (a content type, an encoding)
     if case.authorization not in (None, DEFAULT):
         headers["authorization"] = case.authorization
     request = world.http.build_request(case.route.method, path, params=query, content=body,

@@ -196,3 +196,21 @@ def test_checked_client_catches_a_schema_break() -> None:
 
     (problem,) = response_problems(response)
     assert "status must be one of" in problem.message and problem.schema == "runcomfy/status"
+
+
+async def test_head_answers_as_get_without_the_body(driver: Driver, clock: FakeClock) -> None:
+    """RFC 9110 §9.3.2: HEAD on every GET endpoint (status, result, an image) is the GET's
+    status and headers with no body; it was 405."""
+    job = driver.job_id(await driver.submit())
+    clock.advance(3600)
+    polled = await driver.status(job)
+    urls = [str(polled.request.url)]
+    if driver.facts.result is not None:
+        urls.append(str((await driver.result(job)).request.url))
+    urls.append(driver.image_urls(await driver.result(job))[0])
+    for url in urls:
+        got = await driver.http.get(url)
+        head = await driver.http.head(url)
+        assert (head.status_code, head.content) == (got.status_code, b""), url
+        assert head.headers["content-type"] == got.headers["content-type"]
+        assert head.headers["content-length"] == str(len(got.content))
