@@ -82,6 +82,9 @@ class LoadReport:
     errors: Counter[str] = field(default_factory=Counter)
     outcomes: Counter[str] = field(default_factory=Counter)
     polls: int = 0
+    #: Polls of the jobs that finished (poll amplification: these per finished job; the polls
+    #: of a job the run left unfinished have no finished job to count against).
+    finished_polls: int = 0
     submitted: int = 0
     #: Requests that got no HTTP answer at all (refused, dropped, timed out).
     connection_errors: int = 0
@@ -141,7 +144,8 @@ class LoadReport:
             "throughput_rps": round(self.requests / self.seconds, 1) if self.seconds else 0.0,
             "submitted": self.submitted, "finished": finished,
             "unfinished": self.outcomes["unfinished"],
-            "poll_amplification": round(self.polls / finished, 2) if finished else None,
+            "poll_amplification": (round(self.finished_polls / finished, 2) if finished
+                                   else None),
             "latency_ms": {name: _percentiles(values) for name, values in
                            sorted(self.latencies.items())},
             "errors": dict(self.errors.most_common()),
@@ -326,6 +330,7 @@ async def run_load(
             self.driver = driver
             self.failures = 0  # consecutive requests without a usable answer
             self.last_status: httpx.Response | None = None  # the terminal one
+            self.job_polls = 0  # polls of the job being followed
 
         def backoff(self, response: httpx.Response | None) -> float:
             """How long to wait after a failure: Retry-After when asked, else exponential."""
@@ -361,11 +366,13 @@ async def run_load(
                 return self.backoff(None)
             self.failures = 0
             report.submitted += 1
-            outcome = "unfinished"
+            outcome, self.job_polls = "unfinished", 0
             try:
                 outcome = await self.follow(job)
             finally:  # every submitted job gets exactly one outcome, however this ends
                 report.outcomes[outcome] += 1
+                if outcome != "unfinished":
+                    report.finished_polls += self.job_polls
             if outcome == str(Phase.SUCCEEDED):
                 await self.fetch_result(job)
             return 0.0
@@ -376,6 +383,7 @@ async def run_load(
             while monotonic() < stop_at:
                 status = await timed("poll", driver.status(job))
                 report.polls += 1
+                self.job_polls += 1
                 wait = interval
                 if status is None:
                     wait = max(interval, self.backoff(None))

@@ -36,6 +36,11 @@ async def test_a_run_reports_throughput_latency_amplification_and_outcomes() -> 
     assert data["outcomes"]["succeeded"] > data["outcomes"].get("failed", 0) > 0
     # 30-180 s jobs polled every 5 s: between 6 and ~40 polls per finished job
     assert 6 <= data["poll_amplification"] <= 40
+    # polls of finished jobs only, per finished job: what the fake itself counted
+    seen = [job.polls for job in app.state.wanmock.journal.jobs()
+            if job.terminal_seen_at is not None]
+    assert data["finished"] == len(seen)
+    assert data["poll_amplification"] == round(sum(seen) / len(seen), 2)
     assert {"submit", "poll", "download"} <= set(data["latency_ms"])
     journal = app.state.wanmock.journal
     assert journal.total == report.requests  # the fake saw every request
