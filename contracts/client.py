@@ -142,6 +142,10 @@ class Problem:
         return f"[{self.rule}] {self.message} [{self.threshold} = {self.limit:g} s]"
 
 
+#: Exceptions of a client's own code going wrong (reading a field that is not there, calling
+#: None): a crash, never the client reporting that the job failed.
+_CRASHES = (KeyError, IndexError, TypeError, AttributeError, NameError, ZeroDivisionError)
+
 #: Every rule a :class:`Problem` can name.
 RULES = ("hung", "expected-result", "expected-failure", "provider", "journal-overflow",
          "poll-after-terminal", "poll-interval", "retry-after", "retry-backoff",
@@ -153,7 +157,9 @@ class ScenarioResult:
     """How the client did in one scenario."""
 
     scenario: Scenario
-    outcome: str  # "returned", "returned nothing", "raised <Type>: <msg>", or "hung ..."
+    #: "returned", "returned nothing", "raised <Type>: <msg>" (a reported failure), "crashed
+    #: with <Type>: <msg>" (KeyError, TypeError...: the client's own code broke) or "hung ...".
+    outcome: str
     problems: list[Problem]
     requests: int
     simulated_seconds: float
@@ -295,7 +301,8 @@ class _Stage:
             except BaseException as exc:  # the client reported a failure: that is an outcome
                 # the port differs from run to run; the report should not
                 message = str(exc).replace(url, "<base_url>")[:120]
-                outcome.append(f"raised {type(exc).__name__}: {message}")
+                how = "crashed with" if isinstance(exc, _CRASHES) else "raised"
+                outcome.append(f"{how} {type(exc).__name__}: {message}")
             finally:
                 route(None)
 

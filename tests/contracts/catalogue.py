@@ -350,6 +350,22 @@ def polls_a_deleted_job(base_url: str, api_key: str, prompt: str) -> Any:
         raise GenerationFailed("gave up after 600 s")
 
 
+def crashes_on_a_failed_job(base_url: str, api_key: str, prompt: str) -> Any:
+    """BAD. httpx: polls well, but on any terminal status reads the output as if it had
+    succeeded, so a failed job ends in a KeyError from its own code, not a reported failure."""
+    with httpx.Client(base_url=base_url, headers=_auth(api_key)) as client:
+        job = client.post(RC_SUBMIT, json={"prompt": prompt}).json()["request_id"]
+        started = time.monotonic()
+        while time.monotonic() - started < 600:
+            answer = client.get(f"/v1/requests/{job}/status")
+            if answer.status_code == 200 and answer.json()["status"] in ("completed", "failed",
+                                                                         "cancelled"):
+                result = client.get(f"/v1/requests/{job}/result").json()
+                return result["output"]  # a failed job's result has no output: KeyError
+            time.sleep(5)
+        raise GenerationFailed("gave up after 600 s")
+
+
 def dashscope_sdk_call(base_url: str, api_key: str, prompt: str) -> list[str]:
     """``ImageSynthesis.call`` (submit + ``wait``), pointed at the fake by its base URL only.
 
