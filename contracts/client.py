@@ -149,7 +149,7 @@ _CRASHES = (KeyError, IndexError, TypeError, AttributeError, NameError, ZeroDivi
 #: Every rule a :class:`Problem` can name.
 RULES = ("hung", "expected-result", "expected-failure", "provider", "journal-overflow",
          "poll-after-terminal", "poll-interval", "retry-after", "retry-backoff",
-         "result-before-success", "gave-up-early", "gave-up-late")
+         "result-before-success", "gave-up-early", "gave-up-late", "unexercised")
 
 
 @dataclass
@@ -321,13 +321,28 @@ class _Stage:
         self._settle(server)
         journal = self.rt.journal
         keys = journal.keys()
+        problems = _judge(self.scenario, outcome[0], journal, provider, thresholds, start, end,
+                          self._abandoned(end))
+        problems.extend(self._unexercised())
         return ScenarioResult(
-            self.scenario, outcome[0],
-            _judge(self.scenario, outcome[0], journal, provider, thresholds, start, end,
-                   self._abandoned(end)),
+            self.scenario, outcome[0], problems,
             journal.total, end - start,
             polls=sum(k.polls + k.lists for k in keys), retries=sum(k.retries for k in keys),
             job_ids=tuple(s.job_id for s in journal.jobs()))
+
+    def _unexercised(self) -> list[Problem]:
+        """A scenario none of whose scripted faults was served did not test the client: it
+        cannot pass (a client that only calls synchronously never polls, where they wait)."""
+        script = self.scenario.script
+        if not script:
+            return []
+        left = at_once(self.rt.state.scripted())
+        if sum(len(faults) for faults in left.values()) < len(script):
+            return []
+        faults = ", ".join(str(scripted.fault) for scripted in script)
+        return [Problem("unexercised", f"the scenario's faults ({faults}) wait on status polls, "
+                        "and the client made none (a synchronous call?): it was not tested "
+                        "against them")]
 
     def _settle(self, server: TrackedServer) -> None:
         """Let the server finish what the client started: the journal records a request after
