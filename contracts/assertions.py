@@ -20,6 +20,7 @@ from wanmock.server.journal import TOLERANCE, Evidence, JobSummary, Journal, Key
 __all__ = [
     "TOLERANCE",
     "assert_backed_off_on_5xx",
+    "assert_cancelled_no_faster_than",
     "assert_fetched_result_only_after_success",
     "assert_gave_up_by",
     "assert_honoured_retry_after",
@@ -96,6 +97,20 @@ def assert_polled_no_faster_than(journal: Journal, seconds: float,
                 f"job {summary.job_id} was polled {fastest:.3f} s apart"
                 f"{_where(summary, summary.fastest_poll)}; the client should wait at least "
                 f"{seconds:g} s between polls (threshold: minimum poll interval)")
+
+
+def assert_cancelled_no_faster_than(journal: Journal, seconds: float,
+                                    job_id: str | None = None) -> None:
+    """Consecutive cancels of a job were at least ``seconds`` apart: a refused cancel sent
+    again at once hammers the provider as a fast poller does."""
+    for summary in _jobs(journal, job_id):
+        fastest = summary.min_cancel_interval
+        if fastest is not None and shorter(fastest, seconds):
+            raise AssertionError(
+                f"job {summary.job_id} was cancelled {fastest:.3f} s apart "
+                f"({summary.cancels} cancels){_where(summary, summary.fastest_cancel)}; a "
+                f"cancel the provider refused will not succeed sooner: wait at least "
+                f"{seconds:g} s before sending it again (threshold: minimum poll interval)")
 
 
 def assert_listed_no_faster_than(journal: Journal, seconds: float,

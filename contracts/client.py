@@ -149,7 +149,8 @@ _CRASHES = (KeyError, IndexError, TypeError, AttributeError, NameError, ZeroDivi
 #: Every rule a :class:`Problem` can name.
 RULES = ("hung", "expected-result", "expected-failure", "provider", "journal-overflow",
          "poll-after-terminal", "poll-interval", "retry-after", "retry-backoff",
-         "result-before-success", "gave-up-early", "gave-up-late", "unexercised")
+         "result-before-success", "gave-up-early", "gave-up-late", "unexercised",
+         "cancel-interval")
 
 
 @dataclass
@@ -386,6 +387,9 @@ _CHECKS: tuple[_Check, ...] = (
      lambda j, t, job: assertions.assert_stopped_polling_at_terminal(j, job)),
     ("poll-interval", "min_poll_interval",
      lambda j, t, job: assertions.assert_polled_no_faster_than(j, t.min_poll_interval, job)),
+    ("cancel-interval", "min_poll_interval",
+     lambda j, t, job: assertions.assert_cancelled_no_faster_than(j, t.min_poll_interval,
+                                                                   job)),
     ("retry-after", None, lambda j, t, job: assertions.assert_honoured_retry_after(j, job)),
     ("retry-backoff", "min_retry_backoff",
      lambda j, t, job: assertions.assert_backed_off_on_5xx(j, t.min_retry_backoff, job)),

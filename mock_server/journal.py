@@ -170,10 +170,16 @@ class JobSummary:
     downloads: int = 0
     faults: int = 0
     cancels: int = 0
-    #: The last status request (poll or retry), the last error answer, an accepted cancel.
+    #: Consecutive cancels of the job (retries excluded) are judged like polls: a refused
+    #: cancel sent again and again hammers the provider as a fast poller does.
+    min_cancel_interval: float | None = None
+    fastest_cancel: Evidence | None = None
+    #: The last status request (poll or retry), the last error answer, an accepted cancel,
+    #: the last cancel sent.
     last_status_at: float | None = None
     error_at: float | None = None
     cancelled_at: float | None = None
+    last_cancel_at: float | None = None
 
     def offset(self, at: float) -> str:
         """``t+12.3 s``: simulated time as an offset from this job's submit."""
@@ -517,6 +523,13 @@ class Journal:
             job.downloads += 1
         elif op is Operation.CANCEL:
             job.cancels += 1
+            if job.last_cancel_at is not None and not retry:
+                gap = now - job.last_cancel_at
+                if job.min_cancel_interval is None or gap < job.min_cancel_interval:
+                    job.min_cancel_interval = gap
+                    job.fastest_cancel = Evidence(now, f"{where} {gap:.3f} s after the "
+                                                  "previous cancel")
+            job.last_cancel_at = now
             if status < 400 and phase is Phase.CANCELLED and job.cancelled_at is None:
                 job.cancelled_at = now
         # Shown only by an answer that reached the client intact: a dropped, cut, malformed or

@@ -332,6 +332,28 @@ def sync_mode_openai(base_url: str, api_key: str, prompt: str) -> Any:
 # The official DashScope SDK, as its docs use it -------------------------------------------------
 
 
+def hammers_cancel(base_url: str, api_key: str, prompt: str) -> list[str]:
+    """BAD. httpx, DashScope: polls every 5 s, but while the task runs sends its cancel again
+    and again at once (each refused: only a PENDING task can be cancelled)."""
+    with httpx.Client(base_url=base_url, headers=_auth(api_key)) as client:
+        task = client.post("/api/v1/services/aigc/text2image/image-synthesis",
+                           headers={"X-DashScope-Async": "enable"},
+                           json={"model": "wan2.2-t2i-flash", "input": {"prompt": prompt},
+                                 "parameters": {"n": 1}}).json()["output"]["task_id"]
+        started = time.monotonic()
+        while time.monotonic() - started < 600:
+            output = client.get(f"/api/v1/tasks/{task}").json()["output"]
+            if output["task_status"] == "SUCCEEDED":
+                return [result["url"] for result in output["results"]]
+            if output["task_status"] in ("FAILED", "CANCELED", "UNKNOWN"):
+                raise GenerationFailed(output["task_status"])
+            if output["task_status"] == "RUNNING":
+                for _ in range(3):
+                    client.post(f"/api/v1/tasks/{task}/cancel")
+            time.sleep(5)
+        raise GenerationFailed("gave up after 600 s")
+
+
 def dashscope_sync_call(base_url: str, api_key: str, prompt: str) -> list[str]:
     """UNTESTABLE by the fault scenarios: one synchronous DashScope call (no
     ``X-DashScope-Async``), no retries. It never polls, where those scenarios script their

@@ -139,3 +139,16 @@ def test_listing_tasks_is_polling_and_pages_at_one_instant_are_one_list() -> Non
                                              r"GET /x.*"
                                              r"wait at least 1 s.*minimum poll interval"):
         a.assert_listed_no_faster_than(bad, 1)
+
+
+def test_a_refused_cancel_sent_again_at_once_is_hammering() -> None:
+    cancels = [(Operation.CANCEL, t, {"status": 400, "phase": Phase.RUNNING})
+               for t in (30, 30.05, 30.1)]
+    hammer = journal_of((Operation.SUBMIT, 0, {"phase": Phase.QUEUED}), *cancels)
+    with pytest.raises(AssertionError, match=r"cancelled 0\.050 s apart \(3 cancels\)"):
+        a.assert_cancelled_no_faster_than(hammer, 1)
+    spaced = journal_of((Operation.SUBMIT, 0, {"phase": Phase.QUEUED}),
+                        (Operation.CANCEL, 30, {"status": 400, "phase": Phase.RUNNING}),
+                        (Operation.CANCEL, 31, {"status": 400, "phase": Phase.RUNNING}))
+    a.assert_cancelled_no_faster_than(spaced, 1)
+    a.assert_cancelled_no_faster_than(GOOD, 1)  # no cancel at all
