@@ -211,7 +211,9 @@ class LoadReport:
 
 class _Time:
     """Real time, or a fake clock that autojumps: it moves to the earliest wake-up only when
-    every simulated client is waiting (trio's ``MockClock(autojump)`` idea)."""
+    every simulated client is waiting (trio's ``MockClock(autojump)`` idea) — asleep, or in a
+    request the server holds on the same clock (a timeout fault, a synchronous wait): each
+    live client then has exactly one waiter on the clock."""
 
     def __init__(self, clock: Clock | None, clients: int) -> None:
         self.clock = clock
@@ -245,10 +247,19 @@ class _Time:
 
     def _jump(self) -> None:
         clock = self.clock
-        if isinstance(clock, FakeClock) and self.alive and self.waiting >= self.alive:
+        if isinstance(clock, FakeClock) and self.alive and clock.pending >= self.alive:
             deadline = clock.next_deadline()
             if deadline is not None:
                 clock.set(max(deadline, clock.now()))
+
+    async def watch(self) -> None:
+        """Jump when the last client to wait is one the server holds (no sleep of a client
+        comes after it to trigger :meth:`_jump`): looked at every real millisecond."""
+        if not isinstance(self.clock, FakeClock):
+            return
+        while self.alive:
+            await asyncio.sleep(0.001)
+            self._jump()
 
 
 def _percentiles(values: list[float]) -> dict[str, float]:
@@ -445,9 +456,11 @@ async def run_load(
                 progress(report)
 
     tick = asyncio.create_task(ticker()) if progress is not None else None
+    watcher = asyncio.create_task(timing.watch())
     try:
         await asyncio.gather(*(client(i) for i in range(clients)))
     finally:
+        watcher.cancel()
         if tick is not None:
             tick.cancel()
         report.seconds = monotonic() - started

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import socket
@@ -288,3 +289,16 @@ async def test_the_report_points_at_the_dashboard_of_the_wanmock_it_loaded() -> 
     refused = httpx.MockTransport(lambda request: (_ for _ in ()).throw(
         httpx.ConnectError("refused", request=request)))
     assert await find_dashboard("http://127.0.0.1:8000", refused) is None
+
+
+async def test_answers_the_server_holds_on_the_fake_clock_do_not_hang_the_run() -> None:
+    """A timeout fault holds a poll's answer on the fake clock: the run's clock must still
+    jump (it waited only for sleeping clients, and hung for good)."""
+    clock = FakeClock()
+    app = create_app(Config().replace(faults={"rules": [
+        {"fault": "timeout", "operation": "status", "rate": 0.2}]}), clock=clock)
+    run = run_load("therouter", "http://127.0.0.1:8000", clients=3, duration=300,
+                   poll_interval=5, clock=clock, transport=httpx.ASGITransport(app=app))
+    report = await asyncio.wait_for(run, 60)  # a bound on a hang, not a timing assertion
+    assert report.seconds >= 300 and report.submitted >= 3
+    assert app.state.wanmock.journal.total == report.requests
