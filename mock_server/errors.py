@@ -170,10 +170,12 @@ class NotReady(ApiError):
 
     kind = "not_ready"
 
-    def __init__(self, job_id: str, status: str, hint: str = "") -> None:
+    def __init__(self, job_id: str, status: str, hint: str = "", *, final: bool = False) -> None:
         self.job_id = job_id
         self.status = status
-        super().__init__(f"job {job_id!r} is {status}, not succeeded; no result yet{hint}")
+        super().__init__(
+            f"job {job_id!r} is {status}: it did not succeed and will never have a result"
+            if final else f"job {job_id!r} is {status}, not succeeded; no result yet{hint}")
 
 
 class NotCancellable(ApiError):

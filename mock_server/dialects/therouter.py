@@ -291,7 +291,8 @@ class TheRouter:
                           "invalid_request_error", "job_expired")
         if view.phase is not Phase.SUCCEEDED:
             return self.render_error(NotReady(view.id, _STATUS[view.phase],
-                                              "; poll GET /v1/jobs/{id} until succeeded"))
+                                              "; poll GET /v1/jobs/{id} until succeeded",
+                                              final=view.phase.terminal))
         urls = links.images(view)
         raw = query.get("index", "0")
         if not (raw.isascii() and raw.isdigit() and len(raw) < 4) or int(raw) >= len(urls):

@@ -82,6 +82,7 @@ async def test_content_redirects_only_after_success(http: Checked, clock: FakeCl
     job = (await http.post(SUBMIT, params={"async": "true"}, json=body(n=2))).json()["id"]
     early = await http.get(f"/v1/jobs/{job}/content")
     assert early.status_code == 409 and early.json()["error"]["code"] == "job_not_ready"
+    assert "poll GET /v1/jobs/{id} until succeeded" in early.json()["error"]["message"]
     clock.advance(100)
     first = await http.get(f"/v1/jobs/{job}/content")
     second = await http.get(f"/v1/jobs/{job}/content", params={"index": 1})
@@ -179,3 +180,16 @@ async def test_a_query_parameter_given_twice_is_refused_naming_it(http: Checked)
     answer = await http.post(SUBMIT, params=[("async", "true"), ("async", "false")], json=body())
     assert answer.status_code == 400 and answer.json()["error"]["param"] == "async"
     assert "'true,false'" in answer.json()["error"]["message"]
+
+
+async def test_content_of_a_job_that_failed_says_it_will_never_have_any(
+    make_app: Callable[..., Starlette], connect: Callable[..., Checked], clock: FakeClock
+) -> None:
+    http = connect(make_app(lifecycle={"failure_rate": 1.0}))
+    job = (await http.post(SUBMIT, params={"async": "true"}, json=body())).json()["id"]
+    clock.advance(300)
+    answer = await http.get(f"/v1/jobs/{job}/content")
+    message = answer.json()["error"]["message"]
+    assert answer.status_code == 409 and "will never have a result" in message
+    assert "until succeeded" not in message  # polling on would never help
+
