@@ -155,9 +155,17 @@ async def _body(request: Request) -> dict[str, Any]:
 def _count(name: str, value: str | None) -> int | None:
     if value is None:
         return None
-    if not (value.isascii() and value.isdigit() and len(value) <= 9):
-        raise AdminError(f"{name} must be a whole number; got {value[:40]!r}")
+    if not (value.isascii() and value.isdigit() and len(value) <= 9) or int(value) < 1:
+        raise AdminError(f"{name} must be a whole number from 1; got {value[:40]!r}")
     return int(value)
+
+
+def _one(request: Request, name: str) -> str | None:
+    """A query parameter given at most once (a repeat is refused, never read as one of two)."""
+    values = request.query_params.getlist(name)
+    if len(values) > 1:
+        raise AdminError(f"query parameter {name} is given {len(values)} times; give it once")
+    return values[0] if values else None
 
 
 async def clock(rt: Runtime, request: Request) -> Response:
@@ -254,18 +262,17 @@ async def reset(rt: Runtime, request: Request) -> Response:
 
 async def journal(rt: Runtime, request: Request) -> Response:
     """``GET ?job_id=&provider=&key=&limit=``: recorded requests, oldest first."""
-    query = request.query_params
-    limit = _count("limit", query.get("limit"))
+    limit = _count("limit", _one(request, "limit"))
     kept = await rt.state.journal()
-    entries = kept.query(job_id=query.get("job_id"), provider=query.get("provider"),
-                         key=query.get("key"), limit=limit)
+    entries = kept.query(job_id=_one(request, "job_id"), provider=_one(request, "provider"),
+                         key=_one(request, "key"), limit=limit)
     return JSONResponse({"total": kept.total, "dropped": kept.dropped_entries,
                          "entries": [e.to_dict() for e in entries]})
 
 
 async def journal_jobs(rt: Runtime, request: Request) -> Response:
     """``GET [?job_id=]``: per-job client behaviour summaries."""
-    job_id = request.query_params.get("job_id")
+    job_id = _one(request, "job_id")
     kept = await rt.state.journal()
     if job_id is not None:
         summary = kept.job(job_id)
@@ -278,7 +285,7 @@ async def journal_jobs(rt: Runtime, request: Request) -> Response:
 
 async def journal_keys(rt: Runtime, request: Request) -> Response:
     """``GET [?key=]``: per-key (owner hash) client behaviour summaries."""
-    key = request.query_params.get("key")
+    key = _one(request, "key")
     kept = await rt.state.journal()
     if key is not None:
         summary = kept.key(key)

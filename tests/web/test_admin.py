@@ -36,6 +36,12 @@ async def test_admin_paths_never_collide_with_provider_paths(app: Starlette) -> 
 
 async def test_journal_query_validation(http: Checked) -> None:
     assert (await http.get("/__admin/journal", params={"limit": "x"})).status_code == 400
+    none = await http.get("/__admin/journal", params={"limit": "0"})  # was: every entry
+    assert none.status_code == 400 and "from 1" in none.json()["error"]
+    for path, name in (("/__admin/journal", "limit"), ("/__admin/journal/jobs", "job_id"),
+                       ("/__admin/journal/keys", "key")):
+        twice = await http.get(path, params=[(name, "1"), (name, "2")])
+        assert twice.status_code == 400 and "given 2 times" in twice.json()["error"], path
     missing = await http.get("/__admin/journal/jobs", params={"job_id": "nope"})
     assert missing.status_code == 404
 
