@@ -297,6 +297,7 @@ def _load(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     import json
 
     from wanmock.contracts.load import LoadReport, PollPolicy, is_loopback, run_load
+    from wanmock.contracts.provider import clock_mode_problem
     from wanmock.contracts.smoke import cost_statement, find_key
 
     remote = not is_loopback(args.base_url)
@@ -309,6 +310,11 @@ def _load(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         print(cost_statement(args.provider, args.max_jobs, args.base_url))
         if not args.yes:
             parser.exit(2, "wanmock: error: this spends real money; add --yes to go ahead\n")
+    elif asyncio.run(clock_mode_problem(args.base_url, fake_clock=False)) is not None:
+        parser.exit(2, f"wanmock: error: the server at {args.base_url} runs a fake clock that "
+                       "moves only when advanced: no job could finish while the load runs in "
+                       "real time (it would report every job unfinished and pass); serve it "
+                       "with --time-scale, e.g. 1000\n")
     key = args.api_key or find_key(args.provider) or "wanmock-load"
     seen: list[LoadReport] = []  # the run's report, to print if it is interrupted
     live = None

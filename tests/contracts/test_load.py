@@ -302,3 +302,21 @@ async def test_answers_the_server_holds_on_the_fake_clock_do_not_hang_the_run() 
     report = await asyncio.wait_for(run, 60)  # a bound on a hang, not a timing assertion
     assert report.seconds >= 300 and report.submitted >= 3
     assert app.state.wanmock.journal.total == report.requests
+
+
+def test_cli_refuses_a_server_whose_clock_never_moves(capsys: pytest.CaptureFixture[str]) -> None:
+    """On a fake clock no job can finish in real time: the run would say PASS with every job
+    unfinished. A scaled clock is fine."""
+    from wanmock.server.web.serve import LiveServer
+
+    argv = ["load", "--provider", "therouter", "--clients", "1", "--duration", "1",
+            "--poll-interval", "0.005", "--json"]
+    with (LiveServer(create_app(Config(), clock=FakeClock())) as server,
+          pytest.raises(SystemExit) as refused):
+        main([*argv, "--base-url", server.url])
+    assert refused.value.code == 2 and "--time-scale" in capsys.readouterr().err
+    scaled = Config().replace(server={"time_scale": 1000})
+    with LiveServer(create_app(scaled)) as server:
+        assert main([*argv, "--base-url", server.url]) == 0
+    assert json.loads(capsys.readouterr().out)["finished"] >= 1
+
