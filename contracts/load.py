@@ -218,7 +218,6 @@ class _Time:
     def __init__(self, clock: Clock | None, clients: int) -> None:
         self.clock = clock
         self.alive = clients
-        self.waiting = 0
 
     def now(self) -> float:
         return time.monotonic() if self.clock is None else self.clock.now()
@@ -232,14 +231,10 @@ class _Time:
         if not isinstance(clock, FakeClock):
             await clock.sleep_until(target)
             return
-        self.waiting += 1
-        try:
-            waiter = asyncio.ensure_future(clock.sleep_until(target))
-            await asyncio.sleep(0)  # registered
-            self._jump()
-            await waiter
-        finally:
-            self.waiting -= 1
+        waiter = asyncio.ensure_future(clock.sleep_until(target))
+        await asyncio.sleep(0)  # registered
+        self._jump()
+        await waiter
 
     def finished(self) -> None:
         self.alive -= 1
