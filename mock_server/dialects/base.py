@@ -125,15 +125,11 @@ class Route:
 
     def well_formed(self, name: str, value: str) -> bool:
         """Whether a path parameter matches its declared ``pattern`` (``True`` if none)."""
-        pattern = _PARAM_PATTERNS.get((self.path, name))
-        if pattern is None:
-            declared = self.path_params.get(name, {}).get("pattern")
-            pattern = _PARAM_PATTERNS[(self.path, name)] = schemas.ecma_regex(declared or "")
-        return pattern.search(value) is not None
+        declared = self.path_params.get(name, {}).get("pattern")
+        return declared is None or schemas.ecma_regex(declared).search(value) is not None
 
 
 _PATTERNS: dict[str, tuple[re.Pattern[str], tuple[str, ...]]] = {}
-_PARAM_PATTERNS: dict[tuple[str, str], re.Pattern[str]] = {}
 
 
 def _compiled(path: str) -> tuple[re.Pattern[str], tuple[str, ...]]:
